@@ -1,0 +1,508 @@
+"""The structural light-collection model: LCE of each top PMT from a few 1-D functions.
+
+Both the simulation's true response and learned maps are instances of one family,
+
+.. math::
+
+    \\mathrm{LCE}_j(\\vec e) = \\epsilon_j \\, [D(\\rho_j)\\, S(t_j) + W(L_j)\\, S(t'_j)] + F,
+
+for an S2 at horizontal position :math:`\\vec e` and PMT :math:`j` at :math:`\\vec p_j`:
+
+- :math:`D(\\rho)`: direct light versus the horizontal event-PMT distance
+  :math:`\\rho_j = |\\vec p_j - \\vec e|` (photocathode solid angle for the simulation);
+- :math:`S(t)`: transmission through the anode wires versus the slope of the ray across
+  the wires, :math:`t = |(\\vec p_j - \\vec e)\\cdot\\hat n_\\perp| / H` with :math:`H` the
+  mean emission-to-PMT height and :math:`\\hat n_\\perp` perpendicular to the wires;
+- :math:`W(L)`: light specularly reflected once by the PTFE wall, versus the unfolded
+  horizontal path :math:`L_j = \\min_{\\vec w} |\\vec e - \\vec w| + |\\vec w - \\vec p_j|`
+  over wall points :math:`\\vec w`; its first leg crosses the wires with slope
+  :math:`t'_j`;
+- :math:`F`: a diffuse floor, the same for every PMT; :math:`\\epsilon_j`: PMT
+  efficiencies.
+
+The 1-D functions are :class:`CubicTable` splines, evaluated with their derivatives in
+Numba, so LCE values and their gradients with respect to (x, y) cost a few hundred
+floating-point operations per PMT. Positions outside the TPC evaluate to NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from lce_plugins import geometry
+
+__all__ = ["CubicTable", "LightResponse"]
+
+# Radii are kept this fraction inside the wall in the reflection solver, where the
+# distance to the reflection point would otherwise vanish and its derivative diverge.
+_WALL_CLEARANCE = 1e-7
+_ANGLE_TOLERANCE_RAD = 1e-7
+# Wall points at which reflection paths are compared to find the basin of the shortest.
+_N_WALL_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class CubicTable:
+    """A function on [0, x_max] as a cubic spline on a uniform grid.
+
+    Interval ``k`` covers ``[k * step, (k + 1) * step]`` where the function is
+    ``c0 + c1 u + c2 u**2 + c3 u**3`` with ``u = x - k * step`` and
+    ``(c0, c1, c2, c3) = coefficients[k]``. Beyond ``x_max`` the table continues with
+    its end value and zero slope.
+
+    Parameters
+    ----------
+    step : float
+        Grid spacing, in the unit of the argument.
+    coefficients : numpy.ndarray
+        Shape (n_intervals, 4), float64.
+    """
+
+    step: float
+    coefficients: np.ndarray
+
+    def __post_init__(self):
+        coefficients = np.ascontiguousarray(self.coefficients, dtype=np.float64)
+        if coefficients.ndim != 2 or coefficients.shape[1] != 4 or len(coefficients) < 1:
+            raise ValueError(
+                f"Spline coefficients must have shape (n_intervals, 4); got {coefficients.shape}."
+            )
+        if not (self.step > 0 and np.isfinite(self.step)):
+            raise ValueError(f"The grid step must be positive and finite; got {self.step}.")
+        if not np.all(np.isfinite(coefficients)):
+            raise ValueError("Spline coefficients must be finite.")
+        coefficients.flags.writeable = False
+        object.__setattr__(self, "coefficients", coefficients)
+        object.__setattr__(self, "step", float(self.step))
+
+    @classmethod
+    def from_samples(cls, values: np.ndarray, step: float, slope_at_zero: float = 0.0):
+        """Interpolate samples ``values[k] = f(k * step)`` with a cubic spline.
+
+        The slope at 0 is clamped to ``slope_at_zero``; all functions of the model are
+        even in their argument's underlying vector, so their slope at 0 is 0.
+        """
+        from scipy.interpolate import CubicSpline
+
+        values = np.asarray(values, dtype=np.float64)
+        grid = np.arange(len(values)) * step
+        spline = CubicSpline(grid, values, bc_type=((1, slope_at_zero), "not-a-knot"))
+        # scipy stores the highest power first
+        return cls(step=step, coefficients=spline.c[::-1].T.copy())
+
+    @classmethod
+    def constant(cls, value: float, x_max: float = 1.0):
+        """A table of the constant ``value`` (e.g. no wire shadowing: S = 1)."""
+        return cls(step=x_max, coefficients=np.array([[value, 0.0, 0.0, 0.0]]))
+
+    @property
+    def x_max(self) -> float:
+        """End of the tabulated range."""
+        return self.step * len(self.coefficients)
+
+    def __call__(self, x) -> np.ndarray:
+        """Evaluate the table at ``x >= 0`` (array_like); returns float64 values."""
+        x = np.asarray(x, dtype=np.float64)
+        values = np.empty(x.size)
+        _table_many(self.coefficients, self.step, x.ravel(), values)
+        return values.reshape(x.shape)
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, CubicTable)
+            and self.step == other.step
+            and np.array_equal(self.coefficients, other.coefficients)
+        )
+
+    __hash__ = None
+
+
+@numba.njit(cache=True, nogil=True)
+def _table_value_slope(coefficients, step, x):
+    """Value and derivative of a :class:`CubicTable` at ``x >= 0``."""
+    n_intervals = coefficients.shape[0]
+    k = int(x / step)
+    if k >= n_intervals:
+        u = step
+        k = n_intervals - 1
+        c0, c1, c2, c3 = coefficients[k, 0], coefficients[k, 1], coefficients[k, 2], coefficients[k, 3]
+        return c0 + u * (c1 + u * (c2 + u * c3)), 0.0
+    u = x - k * step
+    c0, c1, c2, c3 = coefficients[k, 0], coefficients[k, 1], coefficients[k, 2], coefficients[k, 3]
+    return c0 + u * (c1 + u * (c2 + u * c3)), c1 + u * (2.0 * c2 + 3.0 * u * c3)
+
+
+@numba.njit(cache=True, nogil=True)
+def _table_many(coefficients, step, x, out):
+    for i in range(x.size):
+        out[i] = _table_value_slope(coefficients, step, x[i])[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _rotate(x, y, angle):
+    """Rotate (x, y) by ``angle`` [rad], |angle| < 0.5, without calling sin and cos.
+
+    Taylor series to the 13th/12th order: errors below 1e-14 for |angle| < 0.5.
+    The reflection solver only rotates by less than one wall-sample spacing.
+    """
+    a2 = angle * angle
+    sin_a = angle * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0 * (
+        1.0 - a2 / 72.0 * (1.0 - a2 / 110.0 * (1.0 - a2 / 156.0))))))
+    cos_a = 1.0 - a2 / 2.0 * (1.0 - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (
+        1.0 - a2 / 90.0 * (1.0 - a2 / 132.0)))))
+    return cos_a * x - sin_a * y, sin_a * x + cos_a * y
+
+
+@numba.njit(cache=True, nogil=True)
+def _leg_derivatives(qx, qy, wx, wy):
+    """First three derivatives of |w - q| as w moves along the wall, per radian.
+
+    With w1 = t = (-w_y, w_x), w2 = -w and w3 = -t (derivatives of the wall point), the
+    half square f = |w - q|**2 / 2 has f1 = (w - q).t, f2 = q.w and f3 = q.t, and
+    d = sqrt(2 f) follows from d d1 = f1, d1**2 + d d2 = f2 and 3 d1 d2 + d d3 = f3.
+    """
+    dx, dy = wx - qx, wy - qy
+    inverse = 1.0 / math.sqrt(dx * dx + dy * dy)
+    first = (dy * wx - dx * wy) * inverse
+    second = (qx * wx + qy * wy - first * first) * inverse
+    third = (qy * wx - qx * wy - 3.0 * first * second) * inverse
+    return first, second, third
+
+
+@numba.njit(cache=True, nogil=True)
+def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
+    """Wall point (wx, wy) of the shortest specular reflection path from e to PMT j, and
+    the second derivative of the path length with respect to its polar angle there.
+
+    The shortest path touches the wall on the shorter arc between the polar angles of
+    e and p (outside it, moving towards the arc shortens both legs). The path length
+    |e - w| + |w - p| is first compared at the wall samples ``arc_first .. arc_last``
+    (indices into ``wall_xy``, taken modulo its length) that cover that arc; their
+    distances to the event (``event_wall``) and to the PMT (``pmt_wall[j]``) are
+    precomputed, so this costs additions only and finds the basin of the global minimum
+    even where two minima exist (e and p far apart). Halley's method in the angle then
+    refines it from the vertex of the parabola through the best sample and its
+    neighbours, with bisection whenever a step leaves their bracket.
+    """
+    n_samples = wall_xy.shape[0]
+    best_m, best = 0, np.inf
+    for m in range(arc_first, arc_last + 1):
+        wrapped = m % n_samples
+        path = event_wall[wrapped] + pmt_wall[j, wrapped]
+        if path < best:
+            best_m, best = wrapped, path
+    spacing = 2.0 * math.pi / n_samples
+    bx, by = wall_xy[best_m, 0], wall_xy[best_m, 1]
+
+    # Sample spacing is uniform in angle: the parabola through three samples
+    before = event_wall[best_m - 1] + pmt_wall[j, best_m - 1]
+    after = event_wall[(best_m + 1) % n_samples] + pmt_wall[j, (best_m + 1) % n_samples]
+    bend = before - 2.0 * best + after
+    offset = 0.5 * spacing * (before - after) / bend if bend > 0.0 else 0.0
+
+    # A point close to the wall makes a narrow V-shaped minimum next to it, which the
+    # samples can straddle: the wall points nearest the event and the PMT also compete.
+    radius = math.sqrt(wall_xy[0, 0] ** 2 + wall_xy[0, 1] ** 2)
+    for qx, qy in ((ex, ey), (px, py)):
+        r_q = math.sqrt(qx * qx + qy * qy)
+        if r_q > 1e-9 * radius:
+            nearest_x, nearest_y = radius * qx / r_q, radius * qy / r_q
+            path = math.sqrt((ex - nearest_x) ** 2 + (ey - nearest_y) ** 2) + math.sqrt(
+                (px - nearest_x) ** 2 + (py - nearest_y) ** 2
+            )
+            if path < best:
+                best, bx, by, offset = path, nearest_x, nearest_y, 0.0
+    low, high = -spacing, spacing
+    wx, wy = _rotate(bx, by, offset)
+    curvature = 0.0
+    for _ in range(60):
+        e1, e2, e3 = _leg_derivatives(ex, ey, wx, wy)
+        p1, p2, p3 = _leg_derivatives(px, py, wx, wy)
+        slope, curvature, third = e1 + p1, e2 + p2, e3 + p3
+        if slope > 0.0:
+            high = offset
+        else:
+            low = offset
+        denominator = 2.0 * curvature * curvature - slope * third
+        new_offset = offset - 2.0 * slope * curvature / denominator if curvature > 0.0 else high + 1.0
+        if not (low <= new_offset <= high) or denominator <= 0.0:
+            new_offset = 0.5 * (low + high)
+        # Halley converges cubically: after a step this small the next is negligible
+        converged = abs(new_offset - offset) < _ANGLE_TOLERANCE_RAD or high - low < 1e-14
+        offset = new_offset
+        wx, wy = _rotate(bx, by, offset)
+        if converged:
+            break
+    return wx, wy, curvature
+
+
+def wall_samples(radius_cm: float, pmt_xy: np.ndarray) -> tuple:
+    """Points on the wall where reflection paths are first compared, their distances to
+    each PMT, and the PMTs' polar angles in units of the sample spacing: shapes
+    (n_samples, 2), (n_pmts, n_samples) and (n_pmts,)."""
+    angles = 2.0 * np.pi * np.arange(_N_WALL_SAMPLES) / _N_WALL_SAMPLES
+    wall_xy = radius_cm * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    pmt_wall = np.hypot(*(pmt_xy[:, None, :] - wall_xy[None, :, :]).transpose(2, 0, 1))
+    polar = np.arctan2(pmt_xy[:, 1], pmt_xy[:, 0])
+    pmt_position = (polar / (2.0 * np.pi) * _N_WALL_SAMPLES) % _N_WALL_SAMPLES
+    return wall_xy, np.ascontiguousarray(pmt_wall), pmt_position
+
+
+@numba.njit(cache=True, nogil=True)
+def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c, shadow_step):
+    """D(rho) S(t) and its gradient with respect to the event position (ex, ey)."""
+    dx, dy = px - ex, py - ey
+    rho = math.sqrt(dx * dx + dy * dy)
+    across = dx * nx + dy * ny
+    direct, direct_slope = _table_value_slope(direct_c, direct_step, rho)
+    shadow, shadow_slope = _table_value_slope(shadow_c, shadow_step, abs(across) / height)
+
+    # d rho / d e = -(p - e) / rho; d t / d e = -sign(across) n / H
+    g_rho = direct_slope * shadow / rho if rho > 0.0 else 0.0
+    g_t = direct * shadow_slope * math.copysign(1.0, across) / height
+    return direct * shadow, -g_rho * dx - g_t * nx, -g_rho * dy - g_t * ny
+
+
+@numba.njit(cache=True, nogil=True)
+def _reflected_term(
+    ex, ey, px, py, nx, ny, height, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last,
+    refl_c, refl_step, shadow_c, shadow_step,
+):  # fmt: skip
+    """W(L) S(t') of the shortest specular wall reflection, and its gradient in (ex, ey).
+
+    The event must lie strictly inside the wall (the caller pulls it in by a hair).
+    """
+    wx, wy, curvature = _reflection_point(
+        ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last
+    )
+    leg_event = math.hypot(ex - wx, ey - wy)
+    path = leg_event + math.hypot(px - wx, py - wy)
+
+    # Envelope theorem: at the stationary wall point dL/de is the unit vector u from w
+    # to e. The wall point itself moves with e (dphi/de from implicit differentiation of
+    # dL/dphi = 0), which matters only for the slope t' of the first leg across wires.
+    ux, uy = (ex - wx) / leg_event, (ey - wy) / leg_event
+    tx, ty = -wy, wx
+    tu = tx * ux + ty * uy
+    # With event and PMT both at the centre every wall point is a reflection point.
+    inverse = 1.0 / (leg_event * curvature) if curvature > 1e-12 else 0.0
+    dphi_x = (tx - tu * ux) * inverse
+    dphi_y = (ty - tu * uy) * inverse
+
+    across = -(ux * nx + uy * ny)  # (w - e) . n / |w - e|
+    t_reflected = abs(across) * path / height
+    # d(across)/de = [(dw/de . n) - n - across * d|w-e|/de] / |w-e|
+    dleg_x = ux + (-ux * tx - uy * ty) * dphi_x
+    dleg_y = uy + (-ux * tx - uy * ty) * dphi_y
+    tn = tx * nx + ty * ny
+    dacross_x = (tn * dphi_x - nx - across * dleg_x) / leg_event
+    dacross_y = (tn * dphi_y - ny - across * dleg_y) / leg_event
+    sign = math.copysign(1.0, across)
+    dt_x = sign * (dacross_x * path + across * ux) / height
+    dt_y = sign * (dacross_y * path + across * uy) / height
+
+    reflected, reflected_slope = _table_value_slope(refl_c, refl_step, path)
+    shadow, shadow_slope = _table_value_slope(shadow_c, shadow_step, t_reflected)
+    value = reflected * shadow
+    grad_x = reflected_slope * shadow * ux + reflected * shadow_slope * dt_x
+    grad_y = reflected_slope * shadow * uy + reflected * shadow_slope * dt_y
+    return value, grad_x, grad_y
+
+
+@numba.njit(cache=True, nogil=True)
+def _lce_one_event(
+    ex, ey, pmt_xy, efficiency, floor, direct_c, direct_step, refl_c, refl_step,
+    shadow_c, shadow_step, nx, ny, height, radius, wall_xy, pmt_wall, pmt_position,
+    lce, dlce_dx, dlce_dy,
+):  # fmt: skip
+    """LCE of every top PMT and its gradient for one event, written into the rows given."""
+    r_event = math.sqrt(ex * ex + ey * ey)
+    if not r_event <= radius * (1.0 + 1e-12):
+        lce[:] = np.nan
+        dlce_dx[:] = np.nan
+        dlce_dy[:] = np.nan
+        return
+    # On the wall the distance to the reflection point vanishes and its derivative
+    # diverges; a hair inside, both are regular.
+    limit = radius * (1.0 - _WALL_CLEARANCE)
+    if r_event > limit:
+        ex, ey = ex * limit / r_event, ey * limit / r_event
+    n_samples = wall_xy.shape[0]
+    event_wall = np.empty(n_samples)
+    for m in range(n_samples):
+        event_wall[m] = math.sqrt((ex - wall_xy[m, 0]) ** 2 + (ey - wall_xy[m, 1]) ** 2)
+    event_position = (math.atan2(ey, ex) / (2.0 * math.pi) * n_samples) % n_samples
+
+    for j in range(pmt_xy.shape[0]):
+        px, py = pmt_xy[j, 0], pmt_xy[j, 1]
+        # wall samples spanning the shorter arc between the event's and the PMT's angle
+        arc = (pmt_position[j] - event_position + 0.5 * n_samples) % n_samples - 0.5 * n_samples
+        arc_first = int(math.floor(min(event_position, event_position + arc)))
+        arc_last = int(math.ceil(max(event_position, event_position + arc)))
+        direct, gdx, gdy = _direct_term(
+            ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c, shadow_step
+        )
+        reflected, grx, gry = _reflected_term(
+            ex, ey, px, py, nx, ny, height, wall_xy, event_wall, pmt_wall, j, arc_first,
+            arc_last, refl_c, refl_step, shadow_c, shadow_step,
+        )  # fmt: skip
+        lce[j] = efficiency[j] * (direct + reflected) + floor
+        dlce_dx[j] = efficiency[j] * (gdx + grx)
+        dlce_dy[j] = efficiency[j] * (gdy + gry)
+
+
+@numba.njit(cache=True, nogil=True)
+def _lce_serial(x, y, model, lce, dlce_dx, dlce_dy):
+    """Evaluate events one after the other (safe inside threads that strax runs)."""
+    for i in range(x.size):
+        _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i])
+
+
+@numba.njit(cache=True, parallel=True)
+def _lce_parallel(x, y, model, lce, dlce_dx, dlce_dy):
+    """Evaluate events on all Numba threads."""
+    for i in numba.prange(x.size):
+        _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i])
+
+
+def as_position_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Broadcast positions to two flat, contiguous float64 arrays of equal length.
+
+    Raises
+    ------
+    TypeError
+        If the positions are not real numbers.
+    """
+    try:
+        x, y = np.broadcast_arrays(np.asarray(x), np.asarray(y))
+    except ValueError as err:
+        raise ValueError(
+            f"x and y must broadcast to one shape; got shapes {np.shape(x)} and {np.shape(y)}."
+        ) from err
+    for name, values in (("x", x), ("y", y)):
+        if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)):
+            raise TypeError(f"{name} must hold real numbers in cm; got dtype {values.dtype}.")
+    return (
+        np.ascontiguousarray(x, dtype=np.float64).ravel(),
+        np.ascontiguousarray(y, dtype=np.float64).ravel(),
+    )
+
+
+class LightResponse:
+    """Light collection efficiency of the top PMTs from the structural model.
+
+    See the module docstring for the formula. Instances are immutable; the simulation's
+    true response and its Monte-Carlo-style nominal map are instances, and so are maps
+    that the package learns.
+
+    Parameters
+    ----------
+    direct, reflection, shadow : CubicTable
+        D(rho) and W(L) in detected photons per emitted photon, arguments in cm; S(t)
+        dimensionless with the dimensionless slope t.
+    efficiency : array_like, shape (253,)
+        Relative PMT efficiencies epsilon_j.
+    floor : float
+        Diffuse floor F, detected photons per emitted photon per PMT.
+    live_pmts : LivePMTs
+        PMTs that deliver signals; :meth:`pattern` normalises over these.
+    name : str
+        What the response stands for, e.g. ``"truth"``; shown in ``repr``.
+    height_cm, radius_cm, wire_angle_deg : float
+        Geometry; default to the XENONnT values of :mod:`lce_plugins.geometry`.
+    """
+
+    def __init__(
+        self,
+        *,
+        direct: CubicTable,
+        reflection: CubicTable,
+        shadow: CubicTable,
+        efficiency,
+        floor: float,
+        live_pmts: geometry.LivePMTs,
+        name: str = "",
+        height_cm: float = geometry.EMISSION_TO_PMT_WINDOW_CM,
+        radius_cm: float = geometry.TPC_RADIUS_CM,
+        wire_angle_deg: float = geometry.ANODE_WIRE_ANGLE_DEG,
+    ):
+        efficiency = np.array(efficiency, dtype=np.float64)
+        if efficiency.shape != (geometry.N_TOP_PMTS,):
+            raise ValueError(
+                f"efficiency needs one value per top PMT, shape ({geometry.N_TOP_PMTS},); "
+                f"got {efficiency.shape}."
+            )
+        if not (np.all(np.isfinite(efficiency)) and np.all(efficiency >= 0)):
+            raise ValueError("PMT efficiencies must be finite and non-negative.")
+        if not isinstance(live_pmts, geometry.LivePMTs):
+            raise TypeError(f"live_pmts must be a LivePMTs; got {type(live_pmts).__name__}.")
+        if not (np.isfinite(floor) and floor >= 0):
+            raise ValueError(f"The diffuse floor must be finite and >= 0; got {floor}.")
+        efficiency.flags.writeable = False
+        self.direct, self.reflection, self.shadow = direct, reflection, shadow
+        self.efficiency, self.floor, self.live_pmts = efficiency, float(floor), live_pmts
+        self.name = name
+        self.height_cm, self.radius_cm = float(height_cm), float(radius_cm)
+        self.wire_angle_deg = float(wire_angle_deg)
+        self.pmt_xy = np.ascontiguousarray(geometry.pmt_positions())
+        if np.any(np.hypot(*self.pmt_xy.T) >= self.radius_cm):
+            raise ValueError(f"All PMT centres must lie inside the TPC radius {self.radius_cm} cm.")
+        self._wall_samples = wall_samples(self.radius_cm, self.pmt_xy)
+
+    @property
+    def kernel_arguments(self) -> tuple:
+        """The model as the tuple of arrays and numbers the Numba kernels take."""
+        angle = np.deg2rad(self.wire_angle_deg)
+        normal_x, normal_y = -np.sin(angle), np.cos(angle)
+        return (
+            self.pmt_xy, self.efficiency, self.floor,
+            self.direct.coefficients, self.direct.step,
+            self.reflection.coefficients, self.reflection.step,
+            self.shadow.coefficients, self.shadow.step,
+            normal_x, normal_y, self.height_cm, self.radius_cm, *self._wall_samples,
+        )  # fmt: skip
+
+    def lce_and_gradient(self, x, y, *, parallel: bool = True):
+        """LCE of every top PMT and its derivatives with respect to x and y.
+
+        Parameters
+        ----------
+        x, y : array_like
+            Event positions [cm], broadcast to one shape with n elements.
+        parallel : bool
+            Use all Numba threads; pass False inside threads that strax manages.
+
+        Returns
+        -------
+        lce, dlce_dx, dlce_dy : numpy.ndarray
+            Each shape (n, 253), float64; detected photons per emitted photon, and its
+            derivatives [1/cm]. Rows of positions outside the TPC are NaN.
+        """
+        x, y = as_position_arrays(x, y)
+        lce = np.empty((x.size, geometry.N_TOP_PMTS))
+        dlce_dx, dlce_dy = np.empty_like(lce), np.empty_like(lce)
+        kernel = _lce_parallel if parallel else _lce_serial
+        kernel(x, y, self.kernel_arguments, lce, dlce_dx, dlce_dy)
+        return lce, dlce_dx, dlce_dy
+
+    def lce(self, x, y, *, parallel: bool = True) -> np.ndarray:
+        """LCE of every top PMT, shape (n, 253), detected photons per emitted photon."""
+        return self.lce_and_gradient(x, y, parallel=parallel)[0]
+
+    def pattern(self, x, y, *, parallel: bool = True) -> np.ndarray:
+        """Expected fraction of the top-array light in each PMT, shape (n, 253).
+
+        Normalised to 1 over the live PMTs; dead PMTs get 0. NaN outside the TPC.
+        """
+        lce = self.lce(x, y, parallel=parallel) * self.live_pmts.mask
+        return lce / lce.sum(axis=1, keepdims=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"LightResponse(name={self.name!r}, floor={self.floor:.3g}, "
+            f"{self.live_pmts.n_live} live PMTs)"
+        )

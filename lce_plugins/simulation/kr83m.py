@@ -1,0 +1,281 @@
+"""Kr83m S2 events: positions, light, PMT response, as strax peaks with their truth.
+
+One event is one S2 peak of the 41.5 keV Kr83m decay (the two transitions merged):
+
+1. position uniform in the disk r < 66.4 cm, or from a chosen density;
+2. drift time uniform over the drift length; electrons extracted = a Gaussian-smeared
+   number at zero drift, thinned by the electron lifetime;
+3. ``n_photons_truth`` = electrons x photons per electron: the mean number of S2
+   photons (so the photons detected by each PMT are independent Poisson variables);
+4. per channel: Poisson photons with mean ``n_photons * LCE_j``; each photon gives a
+   second PE with probability ``p_dpe``; the area is Gaussian around the PE count with
+   variance ``spe_resolution_j**2 * n_pe``, or baseline noise if no PE (the exact model
+   of :mod:`lce_plugins.likelihood`); dead PMTs read 0;
+5. a small fraction of events merge a second S2 from elsewhere into the same peak
+   (``is_outlier``), and channels whose pulse exceeds the saturation amplitude are
+   clipped and flagged in ``saturated_channel``.
+
+Randomness comes in blocks of :data:`EVENTS_PER_BLOCK` events, each seeded from
+``(seed, block)``, and event times from their own stream, so any slice of a run is
+reproducible on its own; this is what lets the strax source emit chunks independently.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numba
+import numpy as np
+from scipy import special
+
+from lce_plugins import geometry
+from lce_plugins.simulation.detector import Detector, DetectorConfig
+from lce_plugins.simulation.response import _detector_for, bottom_array_lce, truth_map
+
+__all__ = [
+    "EVENTS_PER_BLOCK",
+    "Kr83mSource",
+    "simulate_events",
+    "truth_dtype",
+]
+
+log = logging.getLogger(__name__)
+
+EVENTS_PER_BLOCK = 500
+#: Strax ``type`` of S2 peaks.
+PEAK_TYPE_S2 = 2
+#: Start of every simulated run, 2026-01-01 00:00 UTC [ns since the unix epoch].
+RUN_START_NS = 1_767_225_600_000_000_000
+
+#: A density is ``"uniform"`` or a function ``acceptance(x_cm, y_cm) -> [0, 1]`` that
+#: thins the uniform disk (rejection sampling).
+Density = str | Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Kr83mSource:
+    """Parameters of the simulated Kr83m S2s (stand-in values unless a source is named).
+
+    Attributes
+    ----------
+    n_electrons : float
+        Mean electrons extracted for an event at zero drift time.
+    electron_spread : float
+        Relative Gaussian spread of that number (recombination fluctuations).
+    photons_per_electron : float
+        S2 photons emitted per extracted electron; with the default detector the top
+        array sees about 7000 PE per event at zero drift time.
+    electron_lifetime_us, max_drift_time_us : float
+        Electron lifetime and the drift time of events at the cathode [us].
+    rate_hz : float
+        Event rate; event times follow a Poisson process [Hz].
+    s2_sigma_ns : float
+        Gaussian width of the S2 pulse of an event at the top of the TPC [ns].
+    diffusion_sigma_ns_at_max_drift : float
+        Extra width added in quadrature at the cathode (longitudinal diffusion) [ns].
+    outlier_fraction : float
+        Fraction of peaks that merge a second S2 from elsewhere (model-breaking events).
+    """
+
+    n_electrons: float = 330.0
+    electron_spread: float = 0.05
+    photons_per_electron: float = 205.0
+    electron_lifetime_us: float = 10_000.0
+    max_drift_time_us: float = 2_200.0
+    rate_hz: float = 50.0
+    s2_sigma_ns: float = 300.0
+    diffusion_sigma_ns_at_max_drift: float = 1_200.0
+    outlier_fraction: float = 0.015
+
+    def __post_init__(self):
+        positive = ("n_electrons", "photons_per_electron", "electron_lifetime_us",
+                    "max_drift_time_us", "rate_hz", "s2_sigma_ns")  # fmt: skip
+        bad = [name for name in positive if not getattr(self, name) > 0]
+        if not 0 <= self.outlier_fraction < 0.5:
+            bad.append("outlier_fraction")
+        if not 0 <= self.electron_spread < 0.5:
+            bad.append("electron_spread")
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise ValueError(f"Kr83mSource out of range: {values}. See its docstring.")
+
+
+def truth_dtype() -> np.dtype:
+    """Dtype of the per-peak truth (strax conventions: titles carry units)."""
+    return np.dtype(
+        [
+            (("Start time of the peak since unix epoch [ns]", "time"), np.int64),
+            (("Exclusive end time of the peak since unix epoch [ns]", "endtime"), np.int64),
+            (("True x of the (main) S2 [cm]", "x_truth"), np.float32),
+            (("True y of the (main) S2 [cm]", "y_truth"), np.float32),
+            (("Mean number of S2 photons of the (main) S2 [photons]", "n_photons_truth"),
+             np.float32),
+            (("Peak merges a second S2 from elsewhere", "is_outlier"), np.bool_),
+            (("True x of the merged second S2, NaN if none [cm]", "x_secondary_truth"),
+             np.float32),
+            (("True y of the merged second S2, NaN if none [cm]", "y_secondary_truth"),
+             np.float32),
+            (("Mean photons of the merged second S2, 0 if none [photons]",
+              "n_photons_secondary_truth"), np.float32),
+            (("Drift time of the (main) S2 [ns]", "drift_time_truth"), np.float32),
+        ]
+    )  # fmt: skip
+
+
+def event_times(n_events: int, seed: int, rate_hz: float, min_separation_ns: int) -> np.ndarray:
+    """Centre times of the S2s of a run [ns since the unix epoch], shape (n_events,).
+
+    A Poisson process of ``rate_hz``, with at least ``min_separation_ns`` between
+    events so that peaks never overlap.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
+    gaps = rng.exponential(1e9 / rate_hz, size=n_events) + min_separation_ns
+    return RUN_START_NS + np.cumsum(gaps).astype(np.int64)
+
+
+def _sample_positions(rng: np.random.Generator, n: int, density: Density):
+    """Positions uniform in the TPC disk, thinned by ``density`` if it is a function."""
+    x, y = np.empty(0), np.empty(0)
+    while x.size < n:
+        size = max(2 * (n - x.size), 64)
+        r = geometry.TPC_RADIUS_CM * np.sqrt(rng.uniform(size=size))
+        phi = rng.uniform(0.0, 2.0 * np.pi, size=size)
+        new_x, new_y = r * np.cos(phi), r * np.sin(phi)
+        if callable(density):
+            accept = rng.uniform(size=size) < np.asarray(density(new_x, new_y), dtype=float)
+            new_x, new_y = new_x[accept], new_y[accept]
+        x, y = np.concatenate([x, new_x]), np.concatenate([y, new_y])
+    return x[:n], y[:n]
+
+
+def _pmt_response(rng, expected_photons, spe_resolution, p_dpe, noise_pe):
+    """Areas [PE] for expected photons per channel: Poisson x DPE x Gaussian.
+
+    The PE count of Poisson(mu) photons with double-PE emission is N1 + 2 N2 with
+    independent N1 ~ Poisson(mu (1 - p_dpe)) and N2 ~ Poisson(mu p_dpe).
+    """
+    n_pe = rng.poisson(expected_photons * (1.0 - p_dpe)) + 2 * rng.poisson(expected_photons * p_dpe)
+    gauss = rng.standard_normal(expected_photons.shape)
+    spread = np.where(n_pe > 0, spe_resolution * np.sqrt(n_pe), noise_pe)
+    return n_pe + spread * gauss, n_pe
+
+
+def _clip_saturated(area, sigma_ns, saturation_pe_per_ns):
+    """Clip pulses whose Gaussian peak amplitude exceeds the saturation level.
+
+    A Gaussian pulse of area A and width s, cut at amplitude c, keeps
+    A erfc(t_c / (s sqrt 2)) + 2 c t_c with t_c = s sqrt(2 ln(A / (s sqrt(2 pi) c))).
+    Returns the clipped areas and the saturation flags.
+    """
+    sigma = sigma_ns[:, None]
+    amplitude = area / (sigma * np.sqrt(2.0 * np.pi))
+    saturated = amplitude > saturation_pe_per_ns
+    ratio = np.where(saturated, amplitude / saturation_pe_per_ns, 1.0)
+    t_cut = sigma * np.sqrt(2.0 * np.log(ratio))
+    clipped = area * special.erfc(t_cut / (sigma * np.sqrt(2.0))) + 2.0 * saturation_pe_per_ns * t_cut
+    return np.where(saturated, clipped, area), saturated
+
+
+def _simulate_block(seed, block, n_events, detector: Detector, source: Kr83mSource, density):
+    """Truth, expected light and observed areas of one block of events.
+
+    Runs on one thread (Numba kernels and NumPy's generators release the GIL), so that
+    blocks can be simulated side by side.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, block)))
+    config = detector.config
+
+    # 1. where, when and how much light
+    x, y = _sample_positions(rng, n_events, density)
+    drift_us = rng.uniform(0.0, source.max_drift_time_us, size=n_events)
+    electrons_at_top = np.clip(
+        source.n_electrons * (1.0 + source.electron_spread * rng.standard_normal(n_events)), 1, None
+    )
+    survival = np.exp(-drift_us / source.electron_lifetime_us)
+    electrons = rng.binomial(np.round(electrons_at_top).astype(np.int64), survival)
+    n_photons = electrons * source.photons_per_electron
+
+    # 2. model-breaking events: a second S2 from elsewhere merged into the peak
+    is_outlier = rng.uniform(size=n_events) < source.outlier_fraction
+    n_outliers = int(is_outlier.sum())
+    x2, y2 = np.full(n_events, np.nan), np.full(n_events, np.nan)
+    x2[is_outlier], y2[is_outlier] = _sample_positions(rng, n_outliers, "uniform")
+    n_photons_2 = np.zeros(n_events)
+    n_photons_2[is_outlier] = n_photons[is_outlier] * rng.uniform(0.1, 1.0, size=n_outliers)
+    offset_2 = np.where(is_outlier, rng.uniform(-1.5, 1.5, size=n_events), 0.0)
+
+    # 3. expected photons per channel: top from the true response, bottom broad
+    expected = np.empty((n_events, geometry.N_TPC_PMTS))
+    response = truth_map(detector)
+    expected[:, : geometry.N_TOP_PMTS] = n_photons[:, None] * response.lce(x, y, parallel=False)
+    if n_outliers:
+        lce_2 = response.lce(x2[is_outlier], y2[is_outlier], parallel=False)
+        expected[is_outlier, : geometry.N_TOP_PMTS] += n_photons_2[is_outlier, None] * lce_2
+    expected[:, geometry.N_TOP_PMTS :] = (n_photons + n_photons_2)[:, None] * bottom_array_lce(
+        detector
+    )
+
+    # 4. PMT response, dead PMTs, saturation
+    area, n_pe = _pmt_response(
+        rng, expected, detector.spe_resolution, config.p_dpe, config.baseline_noise_pe
+    )
+    dead = ~detector.live_pmts.mask
+    area[:, : geometry.N_TOP_PMTS][:, dead] = 0.0
+    n_pe[:, : geometry.N_TOP_PMTS][:, dead] = 0
+    diffusion = source.diffusion_sigma_ns_at_max_drift * np.sqrt(drift_us / source.max_drift_time_us)
+    sigma_ns = np.hypot(source.s2_sigma_ns, diffusion)
+    area, saturated = _clip_saturated(area, sigma_ns, config.saturation_pe_per_ns)
+
+    return dict(
+        x=x, y=y, n_photons=n_photons, drift_ns=drift_us * 1e3, is_outlier=is_outlier,
+        x2=x2, y2=y2, n_photons_2=n_photons_2, offset_2_sigma=offset_2, sigma_ns=sigma_ns,
+        area=area, n_pe=n_pe, saturated=saturated,
+    )  # fmt: skip
+
+
+def simulate_events(
+    seed: int,
+    first: int,
+    stop: int,
+    *,
+    detector: Detector | DetectorConfig | None = None,
+    source: Kr83mSource | None = None,
+    density: Density = "uniform",
+    n_threads: int | None = None,
+) -> dict:
+    """Simulate events ``first .. stop - 1`` of the run seeded by ``seed``.
+
+    Any slice of a run gives the same events as the whole run, sliced. Blocks of events
+    are simulated on ``n_threads`` threads (default: Numba's thread count).
+
+    Returns
+    -------
+    dict
+        Arrays of length ``stop - first``: ``x``, ``y`` [cm], ``n_photons``,
+        ``drift_ns``, ``is_outlier``, ``x2``, ``y2``, ``n_photons_2`` (merged second S2),
+        ``offset_2_sigma`` (its time offset in pulse widths), ``sigma_ns`` (pulse width),
+        ``area`` (n, 494) [PE], ``n_pe`` (n, 494), ``saturated`` (n, 494).
+    """
+    detector = _detector_for(detector)
+    source = Kr83mSource() if source is None else source
+    if not (density == "uniform" or callable(density)):
+        raise ValueError(f"density must be 'uniform' or a function of (x, y); got {density!r}.")
+    if not 0 <= first <= stop:
+        raise ValueError(f"Need 0 <= first <= stop; got first={first}, stop={stop}.")
+
+    if stop == first:
+        return _simulate_block(seed, 0, 0, detector, source, density)
+    first_block, last_block = first // EVENTS_PER_BLOCK, (stop - 1) // EVENTS_PER_BLOCK
+    with ThreadPoolExecutor(n_threads or numba.get_num_threads()) as pool:
+        blocks = list(pool.map(
+            lambda block: _simulate_block(seed, block, EVENTS_PER_BLOCK, detector, source, density),
+            range(first_block, last_block + 1),
+        ))  # fmt: skip
+    start_in_block = first - first_block * EVENTS_PER_BLOCK
+    return {
+        key: np.concatenate([b[key] for b in blocks])[start_in_block : start_in_block + stop - first]
+        for key in blocks[0]
+    }
