@@ -20,8 +20,8 @@ Sources
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from importlib import resources
-from typing import Iterable
 
 import numpy as np
 
@@ -79,7 +79,7 @@ EMISSION_TO_PMT_WINDOW_CM = ANODE_TO_PMT_WINDOW_CM + EMISSION_DEPTH_MAX_CM / 2
 _PMT_FILE = "pmt_positions_xenonnt.csv"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_pmt_file() -> np.ndarray:
     """Return the shipped PMT table as a (494, 2) float64 array of (x, y) in cm."""
     text = resources.files("lce_plugins").joinpath("data", _PMT_FILE).read_text()
@@ -166,12 +166,12 @@ class LivePMTs:
         self._mask.flags.writeable = False
 
     @classmethod
-    def all_live(cls) -> "LivePMTs":
+    def all_live(cls) -> LivePMTs:
         """Every top PMT live."""
         return cls(np.ones(N_TOP_PMTS, dtype=bool))
 
     @classmethod
-    def from_dead_channels(cls, dead_channels: Iterable[int]) -> "LivePMTs":
+    def from_dead_channels(cls, dead_channels: Iterable[int]) -> LivePMTs:
         """Build the mask from the channel numbers (0 .. 252) of dead top PMTs.
 
         Channel numbers of the bottom array (253 .. 493) are rejected: they have no

@@ -129,7 +129,12 @@ def _table_value_slope(coefficients, step, x):
     if k >= n_intervals:
         u = step
         k = n_intervals - 1
-        c0, c1, c2, c3 = coefficients[k, 0], coefficients[k, 1], coefficients[k, 2], coefficients[k, 3]
+        c0, c1, c2, c3 = (
+            coefficients[k, 0],
+            coefficients[k, 1],
+            coefficients[k, 2],
+            coefficients[k, 3],
+        )
         return c0 + u * (c1 + u * (c2 + u * c3)), 0.0
     u = x - k * step
     c0, c1, c2, c3 = coefficients[k, 0], coefficients[k, 1], coefficients[k, 2], coefficients[k, 3]
@@ -150,10 +155,21 @@ def _rotate(x, y, angle):
     The reflection solver only rotates by less than one wall-sample spacing.
     """
     a2 = angle * angle
-    sin_a = angle * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0 * (
-        1.0 - a2 / 72.0 * (1.0 - a2 / 110.0 * (1.0 - a2 / 156.0))))))
-    cos_a = 1.0 - a2 / 2.0 * (1.0 - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (
-        1.0 - a2 / 90.0 * (1.0 - a2 / 132.0)))))
+    sin_a = angle * (
+        1.0
+        - a2
+        / 6.0
+        * (
+            1.0
+            - a2
+            / 20.0
+            * (1.0 - a2 / 42.0 * (1.0 - a2 / 72.0 * (1.0 - a2 / 110.0 * (1.0 - a2 / 156.0))))
+        )
+    )
+    cos_a = 1.0 - a2 / 2.0 * (
+        1.0
+        - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (1.0 - a2 / 90.0 * (1.0 - a2 / 132.0))))
+    )
     return cos_a * x - sin_a * y, sin_a * x + cos_a * y
 
 
@@ -228,7 +244,9 @@ def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_firs
         else:
             low = offset
         denominator = 2.0 * curvature * curvature - slope * third
-        new_offset = offset - 2.0 * slope * curvature / denominator if curvature > 0.0 else high + 1.0
+        new_offset = (
+            offset - 2.0 * slope * curvature / denominator if curvature > 0.0 else high + 1.0
+        )
         if not (low <= new_offset <= high) or denominator <= 0.0:
             new_offset = 0.5 * (low + high)
         # Halley converges cubically: after a step this small the next is negligible
@@ -384,7 +402,9 @@ def as_position_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
             f"x and y must broadcast to one shape; got shapes {np.shape(x)} and {np.shape(y)}."
         ) from err
     for name, values in (("x", x), ("y", y)):
-        if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)):
+        if not (
+            np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)
+        ):
             raise TypeError(f"{name} must hold real numbers in cm; got dtype {values.dtype}.")
     return (
         np.ascontiguousarray(x, dtype=np.float64).ravel(),

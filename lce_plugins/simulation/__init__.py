@@ -10,7 +10,12 @@ Everything is seeded; see :mod:`.kr83m` for the event model and :mod:`.response`
 the optics.
 """
 
-from lce_plugins.simulation.detector import Detector, DetectorConfig, build_detector, default_detector
+from lce_plugins.simulation.detector import (
+    Detector,
+    DetectorConfig,
+    build_detector,
+    default_detector,
+)
 from lce_plugins.simulation.kr83m import Kr83mSource, truth_dtype
 from lce_plugins.simulation.response import bottom_array_lce, nominal_map, truth_map
 from lce_plugins.simulation.runs import seed_for_run, simulate_kr83m, simulate_slice

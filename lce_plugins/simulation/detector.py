@@ -71,7 +71,7 @@ class DetectorConfig:
     baseline_noise_pe: float = pmt_response.DEFAULT_BASELINE_NOISE_PE
     photon_detection_efficiency: float = 0.3
     wall_reflectivity: float = 0.15
-    nominal_wall_reflectivity: float = 0.35
+    nominal_wall_reflectivity: float = 0.5
     wire_shadowing: bool = True
     liquid_surface_reflection: bool = True
     floor_fraction: float = 0.05
@@ -82,7 +82,8 @@ class DetectorConfig:
         checks = {
             "n_dead_top_pmts": 0 <= self.n_dead_top_pmts < geometry.N_TOP_PMTS,
             "efficiency_spread": 0 <= self.efficiency_spread < 0.3,
-            "spe_resolution_range_pe": 0 < self.spe_resolution_range_pe[0]
+            "spe_resolution_range_pe": 0
+            < self.spe_resolution_range_pe[0]
             <= self.spe_resolution_range_pe[1],
             "p_dpe": 0 <= self.p_dpe < 1,
             "baseline_noise_pe": self.baseline_noise_pe > 0,

@@ -23,9 +23,9 @@ reproducible on its own; this is what lets the strax source emit chunks independ
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numba
 import numpy as np
@@ -175,7 +175,9 @@ def _clip_saturated(area, sigma_ns, saturation_pe_per_ns):
     saturated = amplitude > saturation_pe_per_ns
     ratio = np.where(saturated, amplitude / saturation_pe_per_ns, 1.0)
     t_cut = sigma * np.sqrt(2.0 * np.log(ratio))
-    clipped = area * special.erfc(t_cut / (sigma * np.sqrt(2.0))) + 2.0 * saturation_pe_per_ns * t_cut
+    clipped = (
+        area * special.erfc(t_cut / (sigma * np.sqrt(2.0))) + 2.0 * saturation_pe_per_ns * t_cut
+    )
     return np.where(saturated, clipped, area), saturated
 
 
@@ -225,7 +227,9 @@ def _simulate_block(seed, block, n_events, detector: Detector, source: Kr83mSour
     dead = ~detector.live_pmts.mask
     area[:, : geometry.N_TOP_PMTS][:, dead] = 0.0
     n_pe[:, : geometry.N_TOP_PMTS][:, dead] = 0
-    diffusion = source.diffusion_sigma_ns_at_max_drift * np.sqrt(drift_us / source.max_drift_time_us)
+    diffusion = source.diffusion_sigma_ns_at_max_drift * np.sqrt(
+        drift_us / source.max_drift_time_us
+    )
     sigma_ns = np.hypot(source.s2_sigma_ns, diffusion)
     area, saturated = _clip_saturated(area, sigma_ns, config.saturation_pe_per_ns)
 
@@ -276,6 +280,8 @@ def simulate_events(
         ))  # fmt: skip
     start_in_block = first - first_block * EVENTS_PER_BLOCK
     return {
-        key: np.concatenate([b[key] for b in blocks])[start_in_block : start_in_block + stop - first]
+        key: np.concatenate([b[key] for b in blocks])[
+            start_in_block : start_in_block + stop - first
+        ]
         for key in blocks[0]
     }

@@ -89,9 +89,10 @@ def build_peaks(events: dict, centre_times_ns: np.ndarray) -> tuple[np.ndarray, 
     centres = np.stack([centre_times_ns.astype(np.float64),
                         centre_times_ns + events["offset_2_sigma"] * sigma], axis=1)  # fmt: skip
     total_light = events["n_photons"] + events["n_photons_2"]
-    weights = np.stack([events["n_photons"], events["n_photons_2"]], axis=1) / np.maximum(
-        total_light, 1e-9
-    )[:, None]
+    weights = (
+        np.stack([events["n_photons"], events["n_photons_2"]], axis=1)
+        / np.maximum(total_light, 1e-9)[:, None]
+    )
 
     # 1. window and sampling
     first = np.where(weights > 0, centres, np.inf).min(axis=1) - WINDOW_SIGMAS * sigma
@@ -119,7 +120,9 @@ def build_peaks(events: dict, centre_times_ns: np.ndarray) -> tuple[np.ndarray, 
     # 3. waveforms of unit area, scaled to the peak's total and top area
     shape = np.zeros((n, N_WAVEFORM_SAMPLES))
     shape_start = np.zeros((n, N_WAVEFORM_SAMPLES))
-    _fill_waveforms(start, dt, length, centres, sigma.astype(np.float64), weights, shape, shape_start)
+    _fill_waveforms(
+        start, dt, length, centres, sigma.astype(np.float64), weights, shape, shape_start
+    )
     area_top = area[:, : geometry.N_TOP_PMTS].sum(axis=1)
     peaks["data"] = shape * peaks["area"][:, None]
     peaks["data_top"] = shape * area_top[:, None]

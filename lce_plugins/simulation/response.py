@@ -121,7 +121,7 @@ def direct_light_table(
     depths = 0.5 * geometry.EMISSION_DEPTH_MAX_CM * (depth_nodes + 1.0)
 
     solid_angle = np.zeros_like(distance)
-    for depth, weight in zip(depths, 0.5 * depth_weights):
+    for depth, weight in zip(depths, 0.5 * depth_weights, strict=True):
         height = geometry.ANODE_TO_PMT_WINDOW_CM + depth
         solid_angle += weight * photocathode_solid_angle(distance, height)
         if liquid_surface_reflection:
@@ -152,7 +152,9 @@ def wire_transmission_table(
 
 def _build_response(detector: Detector, *, nominal: bool) -> LightResponse:
     config = detector.config
-    direct = direct_light_table(config.photon_detection_efficiency, config.liquid_surface_reflection)
+    direct = direct_light_table(
+        config.photon_detection_efficiency, config.liquid_surface_reflection
+    )
     reflectivity = config.nominal_wall_reflectivity if nominal else config.wall_reflectivity
     reflection = CubicTable(direct.step, direct.coefficients * reflectivity)
     with_wires = config.wire_shadowing and not nominal

@@ -113,8 +113,9 @@ def simulate_kr83m(
     slices = [(first, min(first + per_slice, n_events))
               for first in range(0, n_events, per_slice)] or [(0, 0)]  # fmt: skip
     parts = [
-        simulate_slice(seed, first, stop, n_events=n_events, detector=detector, source=source,
-                       density=density)  # fmt: skip
+        simulate_slice(
+            seed, first, stop, n_events=n_events, detector=detector, source=source, density=density
+        )  # fmt: skip
         for first, stop in tqdm(slices, desc="Simulating Kr83m", unit="block", disable=not progress)
     ]
     peaks = np.concatenate([p for p, _ in parts])
