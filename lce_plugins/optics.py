@@ -43,6 +43,7 @@ _WALL_CLEARANCE = 1e-7
 _ANGLE_TOLERANCE_RAD = 1e-7
 # Wall points at which reflection paths are compared to find the basin of the shortest.
 _N_WALL_SAMPLES = 64
+_WALL_INDEX_MASK = _N_WALL_SAMPLES - 1
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class CubicTable:
     __hash__ = None
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _table_value_slope(coefficients, step, x):
     """Value and derivative of a :class:`CubicTable` at ``x >= 0``."""
     n_intervals = coefficients.shape[0]
@@ -141,13 +142,13 @@ def _table_value_slope(coefficients, step, x):
     return c0 + u * (c1 + u * (c2 + u * c3)), c1 + u * (2.0 * c2 + 3.0 * u * c3)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _table_many(coefficients, step, x, out):
     for i in range(x.size):
         out[i] = _table_value_slope(coefficients, step, x[i])[0]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _rotate(x, y, angle):
     """Rotate (x, y) by ``angle`` [rad], |angle| < 0.5, without calling sin and cos.
 
@@ -173,7 +174,7 @@ def _rotate(x, y, angle):
     return cos_a * x - sin_a * y, sin_a * x + cos_a * y
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _leg_derivatives(qx, qy, wx, wy):
     """First three derivatives of |w - q| as w moves along the wall, per radian.
 
@@ -189,7 +190,7 @@ def _leg_derivatives(qx, qy, wx, wy):
     return first, second, third
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
     """Wall point (wx, wy) of the shortest specular reflection path from e to PMT j, and
     the second derivative of the path length with respect to its polar angle there.
@@ -197,30 +198,32 @@ def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_firs
     The shortest path touches the wall on the shorter arc between the polar angles of
     e and p (outside it, moving towards the arc shortens both legs). The path length
     |e - w| + |w - p| is first compared at the wall samples ``arc_first .. arc_last``
-    (indices into ``wall_xy``, taken modulo its length) that cover that arc; their
+    (indices into ``wall_xy``, modulo its length) that cover that arc; their
     distances to the event (``event_wall``) and to the PMT (``pmt_wall[j]``) are
     precomputed, so this costs additions only and finds the basin of the global minimum
     even where two minima exist (e and p far apart). Halley's method in the angle then
-    refines it from the vertex of the parabola through the best sample and its
-    neighbours, with bisection whenever a step leaves their bracket.
+    refines the vertex of the parabola through the best sample and its neighbours, with
+    bisection whenever a step leaves their bracket.
     """
-    n_samples = wall_xy.shape[0]
+    # 1. the samples across the arc; their count is a power of two, so that
+    # "& _WALL_INDEX_MASK" wraps indices cheaply
     best_m, best = 0, np.inf
     for m in range(arc_first, arc_last + 1):
-        wrapped = m % n_samples
+        wrapped = m & _WALL_INDEX_MASK
         path = event_wall[wrapped] + pmt_wall[j, wrapped]
         if path < best:
             best_m, best = wrapped, path
-    spacing = 2.0 * math.pi / n_samples
+    spacing = 2.0 * math.pi / _N_WALL_SAMPLES
     bx, by = wall_xy[best_m, 0], wall_xy[best_m, 1]
 
-    # Sample spacing is uniform in angle: the parabola through three samples
-    before = event_wall[best_m - 1] + pmt_wall[j, best_m - 1]
-    after = event_wall[(best_m + 1) % n_samples] + pmt_wall[j, (best_m + 1) % n_samples]
+    # 2. the vertex of the parabola through the best sample and its neighbours
+    before_m, after_m = (best_m - 1) & _WALL_INDEX_MASK, (best_m + 1) & _WALL_INDEX_MASK
+    before = event_wall[before_m] + pmt_wall[j, before_m]
+    after = event_wall[after_m] + pmt_wall[j, after_m]
     bend = before - 2.0 * best + after
     offset = 0.5 * spacing * (before - after) / bend if bend > 0.0 else 0.0
 
-    # A point close to the wall makes a narrow V-shaped minimum next to it, which the
+    # 3. a point close to the wall makes a narrow V-shaped minimum next to it, which the
     # samples can straddle: the wall points nearest the event and the PMT also compete.
     radius = math.sqrt(wall_xy[0, 0] ** 2 + wall_xy[0, 1] ** 2)
     for qx, qy in ((ex, ey), (px, py)):
@@ -232,6 +235,8 @@ def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_firs
             )
             if path < best:
                 best, bx, by, offset = path, nearest_x, nearest_y, 0.0
+
+    # 4. Halley's method within the neighbouring samples
     low, high = -spacing, spacing
     wx, wy = _rotate(bx, by, offset)
     curvature = 0.0
@@ -270,7 +275,7 @@ def wall_samples(radius_cm: float, pmt_xy: np.ndarray) -> tuple:
     return wall_xy, np.ascontiguousarray(pmt_wall), pmt_position
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c, shadow_step):
     """D(rho) S(t) and its gradient with respect to the event position (ex, ey)."""
     dx, dy = px - ex, py - ey
@@ -285,7 +290,7 @@ def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c
     return direct * shadow, -g_rho * dx - g_t * nx, -g_rho * dy - g_t * ny
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _reflected_term(
     ex, ey, px, py, nx, ny, height, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last,
     refl_c, refl_step, shadow_c, shadow_step,
@@ -297,31 +302,32 @@ def _reflected_term(
     wx, wy, curvature = _reflection_point(
         ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last
     )
-    leg_event = math.hypot(ex - wx, ey - wy)
-    path = leg_event + math.hypot(px - wx, py - wy)
+    leg_event = math.sqrt((ex - wx) ** 2 + (ey - wy) ** 2)
+    path = leg_event + math.sqrt((px - wx) ** 2 + (py - wy) ** 2)
+    inverse_leg, inverse_height = 1.0 / leg_event, 1.0 / height
 
     # Envelope theorem: at the stationary wall point dL/de is the unit vector u from w
     # to e. The wall point itself moves with e (dphi/de from implicit differentiation of
     # dL/dphi = 0), which matters only for the slope t' of the first leg across wires.
-    ux, uy = (ex - wx) / leg_event, (ey - wy) / leg_event
+    ux, uy = (ex - wx) * inverse_leg, (ey - wy) * inverse_leg
     tx, ty = -wy, wx
     tu = tx * ux + ty * uy
     # With event and PMT both at the centre every wall point is a reflection point.
-    inverse = 1.0 / (leg_event * curvature) if curvature > 1e-12 else 0.0
+    inverse = inverse_leg / curvature if curvature > 1e-12 else 0.0
     dphi_x = (tx - tu * ux) * inverse
     dphi_y = (ty - tu * uy) * inverse
 
     across = -(ux * nx + uy * ny)  # (w - e) . n / |w - e|
-    t_reflected = abs(across) * path / height
+    t_reflected = abs(across) * path * inverse_height
     # d(across)/de = [(dw/de . n) - n - across * d|w-e|/de] / |w-e|
-    dleg_x = ux + (-ux * tx - uy * ty) * dphi_x
-    dleg_y = uy + (-ux * tx - uy * ty) * dphi_y
+    dleg_x = ux - tu * dphi_x
+    dleg_y = uy - tu * dphi_y
     tn = tx * nx + ty * ny
-    dacross_x = (tn * dphi_x - nx - across * dleg_x) / leg_event
-    dacross_y = (tn * dphi_y - ny - across * dleg_y) / leg_event
-    sign = math.copysign(1.0, across)
-    dt_x = sign * (dacross_x * path + across * ux) / height
-    dt_y = sign * (dacross_y * path + across * uy) / height
+    dacross_x = (tn * dphi_x - nx - across * dleg_x) * inverse_leg
+    dacross_y = (tn * dphi_y - ny - across * dleg_y) * inverse_leg
+    sign = inverse_height if across >= 0.0 else -inverse_height
+    dt_x = sign * (dacross_x * path + across * ux)
+    dt_y = sign * (dacross_y * path + across * uy)
 
     reflected, reflected_slope = _table_value_slope(refl_c, refl_step, path)
     shadow, shadow_slope = _table_value_slope(shadow_c, shadow_step, t_reflected)
@@ -331,7 +337,7 @@ def _reflected_term(
     return value, grad_x, grad_y
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _lce_one_event(
     ex, ey, pmt_xy, efficiency, floor, direct_c, direct_step, refl_c, refl_step,
     shadow_c, shadow_step, nx, ny, height, radius, wall_xy, pmt_wall, pmt_position,
@@ -349,7 +355,7 @@ def _lce_one_event(
     limit = radius * (1.0 - _WALL_CLEARANCE)
     if r_event > limit:
         ex, ey = ex * limit / r_event, ey * limit / r_event
-    n_samples = wall_xy.shape[0]
+    n_samples = _N_WALL_SAMPLES
     event_wall = np.empty(n_samples)
     for m in range(n_samples):
         event_wall[m] = math.sqrt((ex - wall_xy[m, 0]) ** 2 + (ey - wall_xy[m, 1]) ** 2)
@@ -358,7 +364,11 @@ def _lce_one_event(
     for j in range(pmt_xy.shape[0]):
         px, py = pmt_xy[j, 0], pmt_xy[j, 1]
         # wall samples spanning the shorter arc between the event's and the PMT's angle
-        arc = (pmt_position[j] - event_position + 0.5 * n_samples) % n_samples - 0.5 * n_samples
+        arc = pmt_position[j] - event_position
+        if arc > 0.5 * n_samples:
+            arc -= n_samples
+        elif arc < -0.5 * n_samples:
+            arc += n_samples
         arc_first = int(math.floor(min(event_position, event_position + arc)))
         arc_last = int(math.ceil(max(event_position, event_position + arc)))
         direct, gdx, gdy = _direct_term(
@@ -373,14 +383,14 @@ def _lce_one_event(
         dlce_dy[j] = efficiency[j] * (gdy + gry)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _lce_serial(x, y, model, lce, dlce_dx, dlce_dy):
     """Evaluate events one after the other (safe inside threads that strax runs)."""
     for i in range(x.size):
         _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i])
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def _lce_parallel(x, y, model, lce, dlce_dx, dlce_dy):
     """Evaluate events on all Numba threads."""
     for i in numba.prange(x.size):

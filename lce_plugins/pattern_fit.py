@@ -66,9 +66,9 @@ def pattern_fit_dtype() -> np.dtype:
 
 
 @numba.njit(cache=True, nogil=True)
-def _pattern_terms(x, y, weights, use, model, lce, dlce_dx, dlce_dy, with_derivatives):
-    """Log-likelihood, gradient and Fisher information of the pattern at (x, y)."""
-    _lce_one_event(x, y, *model, lce, dlce_dx, dlce_dy)
+def _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, with_derivatives):
+    """Log-likelihood, gradient and Fisher information of the pattern, from the LCE and
+    its gradient at the current position."""
     total, total_dx, total_dy, n_areas = 0.0, 0.0, 0.0, 0.0
     for j in range(lce.size):
         if use[j]:
@@ -115,10 +115,31 @@ def _start_position(weights, use, model, lce, dlce_dx, dlce_dy):
         r = math.sqrt(cx * cx + cy * cy)
         if r > 0.99 * radius:
             cx, cy = cx * 0.99 * radius / r, cy * 0.99 * radius / r
-        loglik = _pattern_terms(cx, cy, weights, use, model, lce, dlce_dx, dlce_dy, False)[0]
+        _lce_one_event(cx, cy, *model, lce, dlce_dx, dlce_dy)
+        loglik = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, False)[0]
         if loglik > best:
             best_x, best_y, best = cx, cy, loglik
     return best_x, best_y
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_search(x, y, step_x, step_y, loglik, limit, weights, use, model, lce, dlce_dx, dlce_dy):
+    """Backtrack along the step until the likelihood does not fall, inside the TPC.
+
+    Returns the new position and whether one was found; if so, the LCE arrays hold
+    its values.
+    """
+    scale = 1.0
+    for _ in range(_MAX_HALVINGS):
+        new_x, new_y = x + scale * step_x, y + scale * step_y
+        r = math.sqrt(new_x * new_x + new_y * new_y)
+        if r > limit:
+            new_x, new_y = new_x * limit / r, new_y * limit / r
+        _lce_one_event(new_x, new_y, *model, lce, dlce_dx, dlce_dy)
+        if _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, False)[0] >= loglik:
+            return new_x, new_y, True
+        scale *= 0.5
+    return x, y, False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -141,29 +162,19 @@ def _fit_one(area, use, model, dispersion, out):
     limit = radius * (1.0 - 1e-9)
 
     x, y = _start_position(weights, use, model, lce, dlce_dx, dlce_dy)
-    status = 1.0
+    _lce_one_event(x, y, *model, lce, dlce_dx, dlce_dy)
+    status, current = 1.0, True  # current: the LCE arrays belong to (x, y)
     for iteration in range(_MAX_ITERATIONS):
-        loglik, gx, gy, ixx, ixy, iyy = _pattern_terms(
-            x, y, weights, use, model, lce, dlce_dx, dlce_dy, True
-        )
+        loglik, gx, gy, ixx, ixy, iyy = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, True)
         det = ixx * iyy - ixy * ixy
         if not det > 0.0:
             break
         step_x, step_y = (iyy * gx - ixy * gy) / det, (ixx * gy - ixy * gx) / det
-        # backtrack until the likelihood does not fall; stay inside the TPC
-        scale, moved = 1.0, False
-        for _ in range(_MAX_HALVINGS):
-            new_x, new_y = x + scale * step_x, y + scale * step_y
-            r = math.sqrt(new_x * new_x + new_y * new_y)
-            if r > limit:
-                new_x, new_y = new_x * limit / r, new_y * limit / r
-            new = _pattern_terms(new_x, new_y, weights, use, model, lce, dlce_dx, dlce_dy, False)
-            if new[0] >= loglik:
-                moved = True
-                break
-            scale *= 0.5
+        new_x, new_y, current = _line_search(
+            x, y, step_x, step_y, loglik, limit, weights, use, model, lce, dlce_dx, dlce_dy
+        )
         out[6] = iteration + 1
-        if not moved:
+        if not current:
             status = 0.0  # no ascent direction left: at the maximum within precision
             break
         shift = math.sqrt((new_x - x) ** 2 + (new_y - y) ** 2)
@@ -172,9 +183,9 @@ def _fit_one(area, use, model, dispersion, out):
             status = 0.0
             break
 
-    loglik, gx, gy, ixx, ixy, iyy = _pattern_terms(
-        x, y, weights, use, model, lce, dlce_dx, dlce_dy, True
-    )
+    if not current:
+        _lce_one_event(x, y, *model, lce, dlce_dx, dlce_dy)
+    loglik, gx, gy, ixx, ixy, iyy = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, True)
     det = ixx * iyy - ixy * ixy
     out[0], out[1] = x, y
     if det > 0.0:

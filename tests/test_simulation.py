@@ -78,9 +78,14 @@ def test_mean_area_per_pmt_test_would_notice_a_missing_double_pe_factor(clean_ru
 
 def test_bottom_array_sees_its_share_of_the_light(clean_run):
     peaks, truth = clean_run
-    expected = 1.2 * truth["n_photons_truth"].sum() * bottom_array_lce(CLEAN_DETECTOR)
+    detector = build_detector(CLEAN_DETECTOR)
+    mu = truth["n_photons_truth"].sum() * bottom_array_lce(CLEAN_DETECTOR)
     observed = peaks["area_per_channel"][:, TOP:].sum(axis=0, dtype=np.float64)
-    np.testing.assert_allclose(observed, expected, rtol=0.02)
+    sigma = detector.spe_resolution[TOP:]
+    error = np.sqrt((1 + 3 * 0.2 + sigma**2 * 1.2) * mu)
+    pulls = (observed - 1.2 * mu) / error
+    assert np.mean(pulls**2) == pytest.approx(1.0, abs=0.3)
+    assert np.max(np.abs(pulls)) < 4.5
     assert 0.6 < np.median(peaks["area_fraction_top"]) < 0.8
 
 
