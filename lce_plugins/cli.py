@@ -59,17 +59,71 @@ def radial_bias_table(r_true: np.ndarray, r_fit: np.ndarray) -> list[dict]:
     return rows
 
 
+def _reconstruct(peaks):
+    """Positions from the nominal map (the initial positions) and from the true response,
+    and the nominal fit's rate [events/s]."""
+    from lce_plugins.pattern_fit import fit_positions_pattern
+    from lce_plugins.simulation import default_detector, truth_map
+    from lce_plugins.simulation.initial import initial_positions
+
+    area, saturated = peaks["area_per_channel"], peaks["saturated_channel"]
+    started = time.perf_counter()
+    nominal = initial_positions(area, saturated_channel=saturated)
+    rate = len(peaks) / (time.perf_counter() - started)
+    detector = default_detector()
+    best = fit_positions_pattern(
+        area, truth_map(), saturated_channel=saturated, p_dpe=detector.config.p_dpe,
+        spe_resolution=detector.spe_resolution[:253],
+    )  # fmt: skip
+    return nominal, best, rate
+
+
+def _write_training_input(path: Path, peaks, truth, nominal) -> None:
+    """The ``lce-train --input`` file, plus the truth (synthetic data only)."""
+    from lce_plugins import geometry
+    from lce_plugins.simulation import default_detector
+
+    np.savez_compressed(
+        path,
+        area_per_channel=peaks["area_per_channel"][:, : geometry.N_TOP_PMTS],
+        x=nominal["x"], y=nominal["y"],
+        dead_pmts=np.array(default_detector().live_pmts.dead_channels),
+        x_truth=truth["x_truth"], y_truth=truth["y_truth"],
+        n_photons_truth=truth["n_photons_truth"], is_outlier=truth["is_outlier"],
+    )  # fmt: skip
+
+
+def _summarise(args, peaks, truth, nominal, best, rates) -> dict:
+    """Headline numbers of the synthetic run (outliers left out of position figures)."""
+    clean = ~truth["is_outlier"]
+    r_true = np.hypot(truth["x_truth"], truth["y_truth"])[clean]
+    r_nominal = np.hypot(nominal["x"], nominal["y"])[clean]
+    r_best = np.hypot(best["x"], best["y"])[clean]
+    return dict(
+        synthetic=True,
+        n_events=args.n_events,
+        seed=args.seed,
+        events_per_second_simulation=rates[0],
+        events_per_second_nominal_fit=rates[1],
+        median_top_area_pe=float(np.median(peaks["area_per_channel"][:, :253].sum(axis=1))),
+        outlier_fraction=float(truth["is_outlier"].mean()),
+        fraction_with_saturated_channel=float((peaks["n_saturated_channels"] > 0).mean()),
+        radial_bias_nominal=radial_bias_table(r_true, r_nominal),
+        radial_bias_truth=radial_bias_table(r_true, r_best),
+        ks_pvalue_uniform_r2=dict(
+            truth=_ks_uniform(r_true),
+            nominal=_ks_uniform(r_nominal),
+            truth_map_fit=_ks_uniform(r_best),
+        ),  # fmt: skip
+    )
+
+
 def simulate_main(argv=None) -> int:
     """Run ``lce-simulate``; returns the exit status."""
     args = _parse_simulate(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")  # fmt: skip
-    from scipy import stats
-
-    from lce_plugins import geometry
-    from lce_plugins.pattern_fit import fit_positions_pattern
-    from lce_plugins.simulation import default_detector, simulate_kr83m, truth_map
-    from lce_plugins.simulation.initial import initial_positions
+    from lce_plugins.simulation import simulate_kr83m
 
     if args.n_events < 1:
         print(f"lce-simulate: --n-events must be positive, got {args.n_events}", file=sys.stderr)
@@ -77,61 +131,28 @@ def simulate_main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     log.info("Simulating %d Kr83m S2s (synthetic), seed %d", args.n_events, args.seed)
 
-    # 1. simulate
     started = time.perf_counter()
     peaks, truth = simulate_kr83m(args.n_events, seed=args.seed, progress=not args.quiet)
-    simulation_s = time.perf_counter() - started
+    simulation_rate = args.n_events / (time.perf_counter() - started)
+    nominal, best, fit_rate = _reconstruct(peaks)
 
-    # 2. reconstruct with the nominal map (the initial positions) and the truth
-    started = time.perf_counter()
-    nominal = initial_positions(
-        peaks["area_per_channel"], saturated_channel=peaks["saturated_channel"]
-    )
-    fit_s = time.perf_counter() - started
-    detector = default_detector()
-    best = fit_positions_pattern(
-        peaks["area_per_channel"], truth_map(), saturated_channel=peaks["saturated_channel"],
-        p_dpe=detector.config.p_dpe, spe_resolution=detector.spe_resolution[:253],
-    )  # fmt: skip
-
-    # 3. write the training input and the summary
-    path = args.out / "kr83m_synthetic.npz"
-    np.savez_compressed(
-        path,
-        area_per_channel=peaks["area_per_channel"][:, : geometry.N_TOP_PMTS],
-        x=nominal["x"], y=nominal["y"], dead_pmts=np.array(detector.live_pmts.dead_channels),
-        x_truth=truth["x_truth"], y_truth=truth["y_truth"],
-        n_photons_truth=truth["n_photons_truth"], is_outlier=truth["is_outlier"],
-    )  # fmt: skip
-    clean = ~truth["is_outlier"]
-    r_true = np.hypot(truth["x_truth"], truth["y_truth"])[clean]
-    summary = dict(
-        synthetic=True,
-        n_events=args.n_events,
-        seed=args.seed,
-        events_per_second_simulation=args.n_events / simulation_s,
-        events_per_second_nominal_fit=args.n_events / fit_s,
-        median_top_area_pe=float(np.median(peaks["area_per_channel"][:, :253].sum(axis=1))),
-        outlier_fraction=float(truth["is_outlier"].mean()),
-        fraction_with_saturated_channel=float((peaks["n_saturated_channels"] > 0).mean()),
-        radial_bias_nominal=radial_bias_table(r_true, np.hypot(nominal["x"], nominal["y"])[clean]),
-        radial_bias_truth=radial_bias_table(r_true, np.hypot(best["x"], best["y"])[clean]),
-        ks_pvalue_uniform_r2=dict(
-            truth=_ks_uniform(r_true, stats),
-            nominal=_ks_uniform(np.hypot(nominal["x"], nominal["y"])[clean], stats),
-            truth_map_fit=_ks_uniform(np.hypot(best["x"], best["y"])[clean], stats),
-        ),
-    )
+    input_path = args.out / "kr83m_synthetic.npz"
+    _write_training_input(input_path, peaks, truth, nominal)
+    summary = _summarise(args, peaks, truth, nominal, best, (simulation_rate, fit_rate))
     (args.out / "simulation_summary.json").write_text(json.dumps(summary, indent=2))
     if not args.no_plots:
         from lce_plugins.simulation.plots import plot_nominal_bias
 
+        clean = ~truth["is_outlier"]
         plot_nominal_bias(truth[clean], nominal[clean], best[clean], args.out / "nominal_bias.png")
-    _print_summary(summary, args.out, path)
+    _print_summary(summary, args.out, input_path)
     return 0
 
 
-def _ks_uniform(r_cm: np.ndarray, stats) -> float:
+def _ks_uniform(r_cm: np.ndarray) -> float:
+    """KS p-value of (r / R)**2 against uniform: large for a uniform density in the disk."""
+    from scipy import stats
+
     from lce_plugins.geometry import TPC_RADIUS_CM
 
     r_cm = r_cm[np.isfinite(r_cm)]

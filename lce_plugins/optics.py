@@ -191,19 +191,16 @@ def _leg_derivatives(qx, qy, wx, wy):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
-    """Wall point (wx, wy) of the shortest specular reflection path from e to PMT j, and
-    the second derivative of the path length with respect to its polar angle there.
+def _reflection_start(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
+    """Starting wall point (bx, by) and angle offset for the reflection solver.
 
     The shortest path touches the wall on the shorter arc between the polar angles of
     e and p (outside it, moving towards the arc shortens both legs). The path length
-    |e - w| + |w - p| is first compared at the wall samples ``arc_first .. arc_last``
-    (indices into ``wall_xy``, modulo its length) that cover that arc; their
-    distances to the event (``event_wall``) and to the PMT (``pmt_wall[j]``) are
-    precomputed, so this costs additions only and finds the basin of the global minimum
-    even where two minima exist (e and p far apart). Halley's method in the angle then
-    refines the vertex of the parabola through the best sample and its neighbours, with
-    bisection whenever a step leaves their bracket.
+    |e - w| + |w - p| is compared at the wall samples ``arc_first .. arc_last``
+    (indices into ``wall_xy``, modulo its length) that cover that arc; their distances
+    to the event (``event_wall``) and to the PMT (``pmt_wall[j]``) are precomputed, so
+    this costs additions only and finds the basin of the global minimum even where two
+    minima exist (e and p far apart).
     """
     # 1. the samples across the arc; their count is a power of two, so that
     # "& _WALL_INDEX_MASK" wraps indices cheaply
@@ -213,15 +210,15 @@ def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_firs
         path = event_wall[wrapped] + pmt_wall[j, wrapped]
         if path < best:
             best_m, best = wrapped, path
-    spacing = 2.0 * math.pi / _N_WALL_SAMPLES
-    bx, by = wall_xy[best_m, 0], wall_xy[best_m, 1]
 
     # 2. the vertex of the parabola through the best sample and its neighbours
     before_m, after_m = (best_m - 1) & _WALL_INDEX_MASK, (best_m + 1) & _WALL_INDEX_MASK
     before = event_wall[before_m] + pmt_wall[j, before_m]
     after = event_wall[after_m] + pmt_wall[j, after_m]
     bend = before - 2.0 * best + after
+    spacing = 2.0 * math.pi / _N_WALL_SAMPLES
     offset = 0.5 * spacing * (before - after) / bend if bend > 0.0 else 0.0
+    bx, by = wall_xy[best_m, 0], wall_xy[best_m, 1]
 
     # 3. a point close to the wall makes a narrow V-shaped minimum next to it, which the
     # samples can straddle: the wall points nearest the event and the PMT also compete.
@@ -235,9 +232,21 @@ def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_firs
             )
             if path < best:
                 best, bx, by, offset = path, nearest_x, nearest_y, 0.0
+    return bx, by, offset
 
-    # 4. Halley's method within the neighbouring samples
-    low, high = -spacing, spacing
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
+    """Wall point (wx, wy) of the shortest specular reflection path from e to PMT j, and
+    the second derivative of the path length with respect to its polar angle there.
+
+    From the start of :func:`_reflection_start`, Halley's method in the angle, with
+    bisection whenever a step leaves the bracket of the neighbouring wall samples.
+    """
+    bx, by, offset = _reflection_start(
+        ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last
+    )
+    low, high = -2.0 * math.pi / _N_WALL_SAMPLES, 2.0 * math.pi / _N_WALL_SAMPLES
     wx, wy = _rotate(bx, by, offset)
     curvature = 0.0
     for _ in range(60):

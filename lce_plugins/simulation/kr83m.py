@@ -181,6 +181,49 @@ def _clip_saturated(area, sigma_ns, saturation_pe_per_ns):
     return np.where(saturated, clipped, area), saturated
 
 
+def _sample_main_s2s(rng, n_events, source: Kr83mSource, density):
+    """Positions [cm], drift times [us] and mean photon numbers of the main S2s."""
+    x, y = _sample_positions(rng, n_events, density)
+    drift_us = rng.uniform(0.0, source.max_drift_time_us, size=n_events)
+    spread = 1.0 + source.electron_spread * rng.standard_normal(n_events)
+    electrons_at_top = np.clip(source.n_electrons * spread, 1, None)
+    survival = np.exp(-drift_us / source.electron_lifetime_us)
+    electrons = rng.binomial(np.round(electrons_at_top).astype(np.int64), survival)
+    return x, y, drift_us, electrons * source.photons_per_electron
+
+
+def _sample_merged_s2s(rng, n_photons, source: Kr83mSource):
+    """Second S2s from elsewhere merged into a fraction of the peaks (model breakers).
+
+    Returns the outlier flags, positions (NaN without), mean photons (0 without) and
+    time offsets in pulse widths.
+    """
+    n_events = n_photons.size
+    is_outlier = rng.uniform(size=n_events) < source.outlier_fraction
+    n_outliers = int(is_outlier.sum())
+    x2, y2 = np.full(n_events, np.nan), np.full(n_events, np.nan)
+    x2[is_outlier], y2[is_outlier] = _sample_positions(rng, n_outliers, "uniform")
+    n_photons_2 = np.zeros(n_events)
+    n_photons_2[is_outlier] = n_photons[is_outlier] * rng.uniform(0.1, 1.0, size=n_outliers)
+    offset_2 = np.where(is_outlier, rng.uniform(-1.5, 1.5, size=n_events), 0.0)
+    return is_outlier, x2, y2, n_photons_2, offset_2
+
+
+def _expected_photons(detector: Detector, x, y, n_photons, x2, y2, n_photons_2):
+    """Mean detected photons per channel, (n, 494): top from the true response (both
+    S2s of merged peaks), bottom from the broad bottom-array pattern."""
+    top = geometry.N_TOP_PMTS
+    expected = np.empty((x.size, geometry.N_TPC_PMTS))
+    response = truth_map(detector)
+    expected[:, :top] = n_photons[:, None] * response.lce(x, y, parallel=False)
+    merged = n_photons_2 > 0
+    if merged.any():
+        lce_2 = response.lce(x2[merged], y2[merged], parallel=False)
+        expected[merged, :top] += n_photons_2[merged, None] * lce_2
+    expected[:, top:] = (n_photons + n_photons_2)[:, None] * bottom_array_lce(detector)
+    return expected
+
+
 def _simulate_block(seed, block, n_events, detector: Detector, source: Kr83mSource, density):
     """Truth, expected light and observed areas of one block of events.
 
@@ -190,47 +233,19 @@ def _simulate_block(seed, block, n_events, detector: Detector, source: Kr83mSour
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, block)))
     config = detector.config
 
-    # 1. where, when and how much light
-    x, y = _sample_positions(rng, n_events, density)
-    drift_us = rng.uniform(0.0, source.max_drift_time_us, size=n_events)
-    electrons_at_top = np.clip(
-        source.n_electrons * (1.0 + source.electron_spread * rng.standard_normal(n_events)), 1, None
-    )
-    survival = np.exp(-drift_us / source.electron_lifetime_us)
-    electrons = rng.binomial(np.round(electrons_at_top).astype(np.int64), survival)
-    n_photons = electrons * source.photons_per_electron
+    x, y, drift_us, n_photons = _sample_main_s2s(rng, n_events, source, density)
+    is_outlier, x2, y2, n_photons_2, offset_2 = _sample_merged_s2s(rng, n_photons, source)
+    expected = _expected_photons(detector, x, y, n_photons, x2, y2, n_photons_2)
 
-    # 2. model-breaking events: a second S2 from elsewhere merged into the peak
-    is_outlier = rng.uniform(size=n_events) < source.outlier_fraction
-    n_outliers = int(is_outlier.sum())
-    x2, y2 = np.full(n_events, np.nan), np.full(n_events, np.nan)
-    x2[is_outlier], y2[is_outlier] = _sample_positions(rng, n_outliers, "uniform")
-    n_photons_2 = np.zeros(n_events)
-    n_photons_2[is_outlier] = n_photons[is_outlier] * rng.uniform(0.1, 1.0, size=n_outliers)
-    offset_2 = np.where(is_outlier, rng.uniform(-1.5, 1.5, size=n_events), 0.0)
-
-    # 3. expected photons per channel: top from the true response, bottom broad
-    expected = np.empty((n_events, geometry.N_TPC_PMTS))
-    response = truth_map(detector)
-    expected[:, : geometry.N_TOP_PMTS] = n_photons[:, None] * response.lce(x, y, parallel=False)
-    if n_outliers:
-        lce_2 = response.lce(x2[is_outlier], y2[is_outlier], parallel=False)
-        expected[is_outlier, : geometry.N_TOP_PMTS] += n_photons_2[is_outlier, None] * lce_2
-    expected[:, geometry.N_TOP_PMTS :] = (n_photons + n_photons_2)[:, None] * bottom_array_lce(
-        detector
-    )
-
-    # 4. PMT response, dead PMTs, saturation
     area, n_pe = _pmt_response(
         rng, expected, detector.spe_resolution, config.p_dpe, config.baseline_noise_pe
     )
-    dead = ~detector.live_pmts.mask
-    area[:, : geometry.N_TOP_PMTS][:, dead] = 0.0
-    n_pe[:, : geometry.N_TOP_PMTS][:, dead] = 0
-    diffusion = source.diffusion_sigma_ns_at_max_drift * np.sqrt(
+    dead = np.flatnonzero(~detector.live_pmts.mask)
+    area[:, dead], n_pe[:, dead] = 0.0, 0
+    diffusion_ns = source.diffusion_sigma_ns_at_max_drift * np.sqrt(
         drift_us / source.max_drift_time_us
     )
-    sigma_ns = np.hypot(source.s2_sigma_ns, diffusion)
+    sigma_ns = np.hypot(source.s2_sigma_ns, diffusion_ns)
     area, saturated = _clip_saturated(area, sigma_ns, config.saturation_pe_per_ns)
 
     return dict(

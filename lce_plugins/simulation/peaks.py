@@ -65,6 +65,25 @@ def _fill_waveforms(start_ns, dt_ns, length, centres_ns, sigma_ns, weights, data
             data_start[i] /= total
 
 
+def _pulse_layout(events: dict, centre_times_ns: np.ndarray):
+    """Pulse centres [ns] and light shares of the (up to two) S2s of each peak, and the
+    peak's start [ns], sample width [ns] and number of samples."""
+    sigma = events["sigma_ns"]
+    centres = np.stack(
+        [centre_times_ns.astype(np.float64), centre_times_ns + events["offset_2_sigma"] * sigma],
+        axis=1,
+    )
+    light = np.stack([events["n_photons"], events["n_photons_2"]], axis=1)
+    weights = light / np.maximum(light.sum(axis=1), 1e-9)[:, None]
+
+    first = np.where(weights > 0, centres, np.inf).min(axis=1) - WINDOW_SIGMAS * sigma
+    last = np.where(weights > 0, centres, -np.inf).max(axis=1) + WINDOW_SIGMAS * sigma
+    start = np.floor(first).astype(np.int64)
+    span = np.ceil(last).astype(np.int64) - start
+    dt = DIGITIZER_DT_NS * np.ceil(span / (N_WAVEFORM_SAMPLES * DIGITIZER_DT_NS)).astype(np.int64)
+    return centres, weights, start, dt, np.ceil(span / dt).astype(np.int64)
+
+
 def build_peaks(events: dict, centre_times_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Strax peaks and truth for simulated events.
 
@@ -78,54 +97,32 @@ def build_peaks(events: dict, centre_times_ns: np.ndarray) -> tuple[np.ndarray, 
     Returns
     -------
     peaks : numpy.ndarray
-        strax peaks (494 channels), type 2, time-ordered.
+        strax peaks (494 channels), type 2, time-ordered. ``n_hits`` and
+        ``tight_coincidence`` count the channels that saw a photoelectron.
     truth : numpy.ndarray
         Same length, :func:`~lce_plugins.simulation.kr83m.truth_dtype`.
     """
     import strax
 
     n = len(centre_times_ns)
-    sigma = events["sigma_ns"]
-    centres = np.stack([centre_times_ns.astype(np.float64),
-                        centre_times_ns + events["offset_2_sigma"] * sigma], axis=1)  # fmt: skip
-    total_light = events["n_photons"] + events["n_photons_2"]
-    weights = (
-        np.stack([events["n_photons"], events["n_photons_2"]], axis=1)
-        / np.maximum(total_light, 1e-9)[:, None]
-    )
+    centres, weights, start, dt, length = _pulse_layout(events, centre_times_ns)
 
-    # 1. window and sampling
-    first = np.where(weights > 0, centres, np.inf).min(axis=1) - WINDOW_SIGMAS * sigma
-    last = np.where(weights > 0, centres, -np.inf).max(axis=1) + WINDOW_SIGMAS * sigma
-    start = np.floor(first).astype(np.int64)
-    span = np.ceil(last).astype(np.int64) - start
-    dt = DIGITIZER_DT_NS * np.ceil(span / (N_WAVEFORM_SAMPLES * DIGITIZER_DT_NS)).astype(np.int64)
-    length = np.ceil(span / dt).astype(np.int64)
-
-    # 2. channel contents
+    # 1. channel contents
     peaks = np.zeros(n, dtype=peak_dtype())
     peaks["time"], peaks["dt"], peaks["length"] = start, dt, length
     peaks["channel"], peaks["type"] = -1, PEAK_TYPE_S2
     area = events["area"].astype(np.float32)
-    peaks["area_per_channel"] = area
-    peaks["area"] = area.sum(axis=1)
+    peaks["area_per_channel"], peaks["area"] = area, area.sum(axis=1)
     peaks["saturated_channel"] = events["saturated"]
     peaks["n_saturated_channels"] = events["saturated"].sum(axis=1)
-    lit = events["n_pe"] > 0
-    peaks["n_hits"] = lit.sum(axis=1)
-    peaks["tight_coincidence"] = lit[:, : geometry.N_TOP_PMTS].sum(axis=1) + lit[
-        :, geometry.N_TOP_PMTS :
-    ].sum(axis=1)
+    peaks["n_hits"] = peaks["tight_coincidence"] = (events["n_pe"] > 0).sum(axis=1)
 
-    # 3. waveforms of unit area, scaled to the peak's total and top area
-    shape = np.zeros((n, N_WAVEFORM_SAMPLES))
-    shape_start = np.zeros((n, N_WAVEFORM_SAMPLES))
-    _fill_waveforms(
-        start, dt, length, centres, sigma.astype(np.float64), weights, shape, shape_start
-    )
-    area_top = area[:, : geometry.N_TOP_PMTS].sum(axis=1)
+    # 2. waveforms of unit area, scaled to the peak's total and top area
+    shape, shape_start = np.zeros((n, N_WAVEFORM_SAMPLES)), np.zeros((n, N_WAVEFORM_SAMPLES))
+    sigma = events["sigma_ns"].astype(np.float64)
+    _fill_waveforms(start, dt, length, centres, sigma, weights, shape, shape_start)
     peaks["data"] = shape * peaks["area"][:, None]
-    peaks["data_top"] = shape * area_top[:, None]
+    peaks["data_top"] = shape * area[:, : geometry.N_TOP_PMTS].sum(axis=1)[:, None]
     peaks["data_start"] = shape_start * peaks["area"][:, None]
     strax.compute_properties(peaks, n_top_channels=geometry.N_TOP_PMTS)
 

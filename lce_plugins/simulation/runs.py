@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -54,8 +56,23 @@ def simulate_slice(
     """
     source = Kr83mSource() if source is None else source
     times = event_times(n_events, seed, source.rate_hz, _min_separation_ns(source))
-    events = simulate_events(seed, first, stop, detector=detector, source=source, density=density)
-    return build_peaks(events, times[first:stop])
+
+    def one_block(block_first: int):
+        # simulation and peak building of a block release the GIL: blocks run side by side
+        block_stop = min((block_first // EVENTS_PER_BLOCK + 1) * EVENTS_PER_BLOCK, stop)
+        events = simulate_events(
+            seed, block_first, block_stop, detector=detector, source=source, density=density,
+            n_threads=1,
+        )  # fmt: skip
+        return build_peaks(events, times[block_first:block_stop])
+
+    starts = [first] + list(range((first // EVENTS_PER_BLOCK + 1) * EVENTS_PER_BLOCK, stop,
+                                  EVENTS_PER_BLOCK))  # fmt: skip
+    if stop <= first:
+        return build_peaks(simulate_events(seed, first, first, detector=detector), times[:0])
+    with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+        parts = list(pool.map(one_block, starts))
+    return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])
 
 
 def simulate_kr83m(
