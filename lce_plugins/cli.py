@@ -162,8 +162,9 @@ def _ks_uniform(r_cm: np.ndarray) -> float:
 def _print_summary(summary: dict, out: Path, input_path: Path) -> None:
     lines = [
         f"Synthetic Kr83m run: {summary['n_events']} S2s, seed {summary['seed']}",
-        f"  simulated at {summary['events_per_second_simulation']:.0f} events/s; "
-        f"median top-array area {summary['median_top_area_pe']:.0f} PE; "
+        f"  simulated at {summary['events_per_second_simulation']:.0f} events/s (the first run "
+        "in a new environment includes compiling the Numba kernels)",
+        f"  median top-array area {summary['median_top_area_pe']:.0f} PE; "
         f"{100 * summary['outlier_fraction']:.1f} % merged double S2s; "
         f"{100 * summary['fraction_with_saturated_channel']:.1f} % with a saturated channel",
         "  median radial shift of reconstructed positions [mm] (nominal map | true response):",
