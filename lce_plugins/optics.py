@@ -302,9 +302,10 @@ def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _reflected_term(
     ex, ey, px, py, nx, ny, height, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last,
-    refl_c, refl_step, shadow_c, shadow_step,
+    refl_c, refl_step, shadow_c, shadow_step, with_gradient,
 ):  # fmt: skip
-    """W(L) S(t') of the shortest specular wall reflection, and its gradient in (ex, ey).
+    """W(L) S(t') of the shortest specular wall reflection, and its gradient in (ex, ey)
+    (zeros unless ``with_gradient``).
 
     The event must lie strictly inside the wall (the caller pulls it in by a hair).
     """
@@ -315,10 +316,17 @@ def _reflected_term(
     path = leg_event + math.sqrt((px - wx) ** 2 + (py - wy) ** 2)
     inverse_leg, inverse_height = 1.0 / leg_event, 1.0 / height
 
+    ux, uy = (ex - wx) * inverse_leg, (ey - wy) * inverse_leg
+    across = -(ux * nx + uy * ny)  # (w - e) . n / |w - e|
+    t_reflected = abs(across) * path * inverse_height
+    reflected, reflected_slope = _table_value_slope(refl_c, refl_step, path)
+    shadow, shadow_slope = _table_value_slope(shadow_c, shadow_step, t_reflected)
+    if not with_gradient:
+        return reflected * shadow, 0.0, 0.0
+
     # Envelope theorem: at the stationary wall point dL/de is the unit vector u from w
     # to e. The wall point itself moves with e (dphi/de from implicit differentiation of
     # dL/dphi = 0), which matters only for the slope t' of the first leg across wires.
-    ux, uy = (ex - wx) * inverse_leg, (ey - wy) * inverse_leg
     tx, ty = -wy, wx
     tu = tx * ux + ty * uy
     # With event and PMT both at the centre every wall point is a reflection point.
@@ -326,8 +334,6 @@ def _reflected_term(
     dphi_x = (tx - tu * ux) * inverse
     dphi_y = (ty - tu * uy) * inverse
 
-    across = -(ux * nx + uy * ny)  # (w - e) . n / |w - e|
-    t_reflected = abs(across) * path * inverse_height
     # d(across)/de = [(dw/de . n) - n - across * d|w-e|/de] / |w-e|
     dleg_x = ux - tu * dphi_x
     dleg_y = uy - tu * dphi_y
@@ -338,8 +344,6 @@ def _reflected_term(
     dt_x = sign * (dacross_x * path + across * ux)
     dt_y = sign * (dacross_y * path + across * uy)
 
-    reflected, reflected_slope = _table_value_slope(refl_c, refl_step, path)
-    shadow, shadow_slope = _table_value_slope(shadow_c, shadow_step, t_reflected)
     value = reflected * shadow
     grad_x = reflected_slope * shadow * ux + reflected * shadow_slope * dt_x
     grad_y = reflected_slope * shadow * uy + reflected * shadow_slope * dt_y
@@ -350,14 +354,16 @@ def _reflected_term(
 def _lce_one_event(
     ex, ey, pmt_xy, efficiency, floor, direct_c, direct_step, refl_c, refl_step,
     shadow_c, shadow_step, nx, ny, height, radius, wall_xy, pmt_wall, pmt_position,
-    lce, dlce_dx, dlce_dy,
+    lce, dlce_dx, dlce_dy, with_gradient=True,
 ):  # fmt: skip
-    """LCE of every top PMT and its gradient for one event, written into the rows given."""
+    """LCE of every top PMT, and its gradient if ``with_gradient``, for one event, written
+    into the rows given."""
     r_event = math.sqrt(ex * ex + ey * ey)
     if not r_event <= radius * (1.0 + 1e-12):
         lce[:] = np.nan
-        dlce_dx[:] = np.nan
-        dlce_dy[:] = np.nan
+        if with_gradient:
+            dlce_dx[:] = np.nan
+            dlce_dy[:] = np.nan
         return
     # On the wall the distance to the reflection point vanishes and its derivative
     # diverges; a hair inside, both are regular.
@@ -385,25 +391,28 @@ def _lce_one_event(
         )
         reflected, grx, gry = _reflected_term(
             ex, ey, px, py, nx, ny, height, wall_xy, event_wall, pmt_wall, j, arc_first,
-            arc_last, refl_c, refl_step, shadow_c, shadow_step,
+            arc_last, refl_c, refl_step, shadow_c, shadow_step, with_gradient,
         )  # fmt: skip
         lce[j] = efficiency[j] * (direct + reflected) + floor
-        dlce_dx[j] = efficiency[j] * (gdx + grx)
-        dlce_dy[j] = efficiency[j] * (gdy + gry)
+        if with_gradient:
+            dlce_dx[j] = efficiency[j] * (gdx + grx)
+            dlce_dy[j] = efficiency[j] * (gdy + gry)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lce_serial(x, y, model, lce, dlce_dx, dlce_dy):
-    """Evaluate events one after the other (safe inside threads that strax runs)."""
+def _lce_serial(x, y, model, lce, dlce_dx, dlce_dy, with_gradient):
+    """Evaluate events one after the other (safe inside threads that strax runs).
+
+    Without gradients, ``dlce_dx`` and ``dlce_dy`` are not touched (pass ``lce``)."""
     for i in range(x.size):
-        _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i])
+        _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i], with_gradient)
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _lce_parallel(x, y, model, lce, dlce_dx, dlce_dy):
+def _lce_parallel(x, y, model, lce, dlce_dx, dlce_dy, with_gradient):
     """Evaluate events on all Numba threads."""
     for i in numba.prange(x.size):
-        _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i])
+        _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i], with_gradient)
 
 
 def as_position_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -525,12 +534,16 @@ class LightResponse:
         lce = np.empty((x.size, geometry.N_TOP_PMTS))
         dlce_dx, dlce_dy = np.empty_like(lce), np.empty_like(lce)
         kernel = _lce_parallel if parallel else _lce_serial
-        kernel(x, y, self.kernel_arguments, lce, dlce_dx, dlce_dy)
+        kernel(x, y, self.kernel_arguments, lce, dlce_dx, dlce_dy, True)
         return lce, dlce_dx, dlce_dy
 
     def lce(self, x, y, *, parallel: bool = True) -> np.ndarray:
         """LCE of every top PMT, shape (n, 253), detected photons per emitted photon."""
-        return self.lce_and_gradient(x, y, parallel=parallel)[0]
+        x, y = as_position_arrays(x, y)
+        lce = np.empty((x.size, geometry.N_TOP_PMTS))
+        kernel = _lce_parallel if parallel else _lce_serial
+        kernel(x, y, self.kernel_arguments, lce, lce, lce, False)
+        return lce
 
     def pattern(self, x, y, *, parallel: bool = True) -> np.ndarray:
         """Expected fraction of the top-array light in each PMT, shape (n, 253).
