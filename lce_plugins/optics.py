@@ -34,16 +34,13 @@ import numba
 import numpy as np
 
 from lce_plugins import geometry
+from lce_plugins.wall_reflection import _event_wall_state, shortest_reflection, wall_geometry
 
 __all__ = ["CubicTable", "LightResponse"]
 
 # Radii are kept this fraction inside the wall in the reflection solver, where the
 # distance to the reflection point would otherwise vanish and its derivative diverge.
 _WALL_CLEARANCE = 1e-7
-_ANGLE_TOLERANCE_RAD = 1e-7
-# Wall points at which reflection paths are compared to find the basin of the shortest.
-_N_WALL_SAMPLES = 64
-_WALL_INDEX_MASK = _N_WALL_SAMPLES - 1
 
 
 @dataclass(frozen=True)
@@ -149,142 +146,6 @@ def _table_many(coefficients, step, x, out):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _rotate(x, y, angle):
-    """Rotate (x, y) by ``angle`` [rad], |angle| < 0.5, without calling sin and cos.
-
-    Taylor series to the 13th/12th order: errors below 1e-14 for |angle| < 0.5.
-    The reflection solver only rotates by less than one wall-sample spacing.
-    """
-    a2 = angle * angle
-    sin_a = angle * (
-        1.0
-        - a2
-        / 6.0
-        * (
-            1.0
-            - a2
-            / 20.0
-            * (1.0 - a2 / 42.0 * (1.0 - a2 / 72.0 * (1.0 - a2 / 110.0 * (1.0 - a2 / 156.0))))
-        )
-    )
-    cos_a = 1.0 - a2 / 2.0 * (
-        1.0
-        - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (1.0 - a2 / 90.0 * (1.0 - a2 / 132.0))))
-    )
-    return cos_a * x - sin_a * y, sin_a * x + cos_a * y
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _leg_derivatives(qx, qy, wx, wy):
-    """First three derivatives of |w - q| as w moves along the wall, per radian.
-
-    With w1 = t = (-w_y, w_x), w2 = -w and w3 = -t (derivatives of the wall point), the
-    half square f = |w - q|**2 / 2 has f1 = (w - q).t, f2 = q.w and f3 = q.t, and
-    d = sqrt(2 f) follows from d d1 = f1, d1**2 + d d2 = f2 and 3 d1 d2 + d d3 = f3.
-    """
-    dx, dy = wx - qx, wy - qy
-    inverse = 1.0 / math.sqrt(dx * dx + dy * dy)
-    first = (dy * wx - dx * wy) * inverse
-    second = (qx * wx + qy * wy - first * first) * inverse
-    third = (qy * wx - qx * wy - 3.0 * first * second) * inverse
-    return first, second, third
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _reflection_start(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
-    """Starting wall point (bx, by) and angle offset for the reflection solver.
-
-    The shortest path touches the wall on the shorter arc between the polar angles of
-    e and p (outside it, moving towards the arc shortens both legs). The path length
-    |e - w| + |w - p| is compared at the wall samples ``arc_first .. arc_last``
-    (indices into ``wall_xy``, modulo its length) that cover that arc; their distances
-    to the event (``event_wall``) and to the PMT (``pmt_wall[j]``) are precomputed, so
-    this costs additions only and finds the basin of the global minimum even where two
-    minima exist (e and p far apart).
-    """
-    # 1. the samples across the arc; their count is a power of two, so that
-    # "& _WALL_INDEX_MASK" wraps indices cheaply
-    best_m, best = 0, np.inf
-    for m in range(arc_first, arc_last + 1):
-        wrapped = m & _WALL_INDEX_MASK
-        path = event_wall[wrapped] + pmt_wall[j, wrapped]
-        if path < best:
-            best_m, best = wrapped, path
-
-    # 2. the vertex of the parabola through the best sample and its neighbours
-    before_m, after_m = (best_m - 1) & _WALL_INDEX_MASK, (best_m + 1) & _WALL_INDEX_MASK
-    before = event_wall[before_m] + pmt_wall[j, before_m]
-    after = event_wall[after_m] + pmt_wall[j, after_m]
-    bend = before - 2.0 * best + after
-    spacing = 2.0 * math.pi / _N_WALL_SAMPLES
-    offset = 0.5 * spacing * (before - after) / bend if bend > 0.0 else 0.0
-    bx, by = wall_xy[best_m, 0], wall_xy[best_m, 1]
-
-    # 3. a point close to the wall makes a narrow V-shaped minimum next to it, which the
-    # samples can straddle: the wall points nearest the event and the PMT also compete.
-    radius = math.sqrt(wall_xy[0, 0] ** 2 + wall_xy[0, 1] ** 2)
-    for qx, qy in ((ex, ey), (px, py)):
-        r_q = math.sqrt(qx * qx + qy * qy)
-        if r_q > 1e-9 * radius:
-            nearest_x, nearest_y = radius * qx / r_q, radius * qy / r_q
-            path = math.sqrt((ex - nearest_x) ** 2 + (ey - nearest_y) ** 2) + math.sqrt(
-                (px - nearest_x) ** 2 + (py - nearest_y) ** 2
-            )
-            if path < best:
-                best, bx, by, offset = path, nearest_x, nearest_y, 0.0
-    return bx, by, offset
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
-    """Wall point (wx, wy) of the shortest specular reflection path from e to PMT j, and
-    the second derivative of the path length with respect to its polar angle there.
-
-    From the start of :func:`_reflection_start`, Halley's method in the angle, with
-    bisection whenever a step leaves the bracket of the neighbouring wall samples.
-    """
-    bx, by, offset = _reflection_start(
-        ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last
-    )
-    low, high = -2.0 * math.pi / _N_WALL_SAMPLES, 2.0 * math.pi / _N_WALL_SAMPLES
-    wx, wy = _rotate(bx, by, offset)
-    curvature = 0.0
-    for _ in range(60):
-        e1, e2, e3 = _leg_derivatives(ex, ey, wx, wy)
-        p1, p2, p3 = _leg_derivatives(px, py, wx, wy)
-        slope, curvature, third = e1 + p1, e2 + p2, e3 + p3
-        if slope > 0.0:
-            high = offset
-        else:
-            low = offset
-        denominator = 2.0 * curvature * curvature - slope * third
-        new_offset = (
-            offset - 2.0 * slope * curvature / denominator if curvature > 0.0 else high + 1.0
-        )
-        if not (low <= new_offset <= high) or denominator <= 0.0:
-            new_offset = 0.5 * (low + high)
-        # Halley converges cubically: after a step this small the next is negligible
-        converged = abs(new_offset - offset) < _ANGLE_TOLERANCE_RAD or high - low < 1e-14
-        offset = new_offset
-        wx, wy = _rotate(bx, by, offset)
-        if converged:
-            break
-    return wx, wy, curvature
-
-
-def wall_samples(radius_cm: float, pmt_xy: np.ndarray) -> tuple:
-    """Points on the wall where reflection paths are first compared, their distances to
-    each PMT, and the PMTs' polar angles in units of the sample spacing: shapes
-    (n_samples, 2), (n_pmts, n_samples) and (n_pmts,)."""
-    angles = 2.0 * np.pi * np.arange(_N_WALL_SAMPLES) / _N_WALL_SAMPLES
-    wall_xy = radius_cm * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    pmt_wall = np.hypot(*(pmt_xy[:, None, :] - wall_xy[None, :, :]).transpose(2, 0, 1))
-    polar = np.arctan2(pmt_xy[:, 1], pmt_xy[:, 0])
-    pmt_position = (polar / (2.0 * np.pi) * _N_WALL_SAMPLES) % _N_WALL_SAMPLES
-    return wall_xy, np.ascontiguousarray(pmt_wall), pmt_position
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c, shadow_step):
     """D(rho) S(t) and its gradient with respect to the event position (ex, ey)."""
     dx, dy = px - ex, py - ey
@@ -301,17 +162,15 @@ def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _reflected_term(
-    ex, ey, px, py, nx, ny, height, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last,
-    refl_c, refl_step, shadow_c, shadow_step, with_gradient,
+    ex, ey, px, py, wx, wy, curvature, nx, ny, height, refl_c, refl_step, shadow_c,
+    shadow_step, with_gradient,
 ):  # fmt: skip
-    """W(L) S(t') of the shortest specular wall reflection, and its gradient in (ex, ey)
-    (zeros unless ``with_gradient``).
+    """W(L) S(t') of the shortest specular wall reflection via the wall point (wx, wy),
+    where the path's second derivative in the wall angle is ``curvature``, and its
+    gradient in (ex, ey) (zeros unless ``with_gradient``).
 
     The event must lie strictly inside the wall (the caller pulls it in by a hair).
     """
-    wx, wy, curvature = _reflection_point(
-        ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last
-    )
     leg_event = math.sqrt((ex - wx) ** 2 + (ey - wy) ** 2)
     path = leg_event + math.sqrt((px - wx) ** 2 + (py - wy) ** 2)
     inverse_leg, inverse_height = 1.0 / leg_event, 1.0 / height
@@ -354,7 +213,7 @@ def _reflected_term(
 def _lce_one_event(
     ex, ey, pmt_xy, efficiency, floor, direct_c, direct_step, refl_c, refl_step,
     shadow_c, shadow_step, nx, ny, height, radius, wall_xy, pmt_wall, pmt_position,
-    lce, dlce_dx, dlce_dy, with_gradient=True,
+    start_grid, grid_step, lce, dlce_dx, dlce_dy, with_gradient=True,
 ):  # fmt: skip
     """LCE of every top PMT, and its gradient if ``with_gradient``, for one event, written
     into the rows given."""
@@ -370,28 +229,20 @@ def _lce_one_event(
     limit = radius * (1.0 - _WALL_CLEARANCE)
     if r_event > limit:
         ex, ey = ex * limit / r_event, ey * limit / r_event
-    n_samples = _N_WALL_SAMPLES
-    event_wall = np.empty(n_samples)
-    for m in range(n_samples):
-        event_wall[m] = math.sqrt((ex - wall_xy[m, 0]) ** 2 + (ey - wall_xy[m, 1]) ** 2)
-    event_position = (math.atan2(ey, ex) / (2.0 * math.pi) * n_samples) % n_samples
+    event_wall = np.empty(wall_xy.shape[0])
+    state = _event_wall_state(ex, ey, wall_xy, event_wall, radius, grid_step, start_grid.shape[0])
 
     for j in range(pmt_xy.shape[0]):
         px, py = pmt_xy[j, 0], pmt_xy[j, 1]
-        # wall samples spanning the shorter arc between the event's and the PMT's angle
-        arc = pmt_position[j] - event_position
-        if arc > 0.5 * n_samples:
-            arc -= n_samples
-        elif arc < -0.5 * n_samples:
-            arc += n_samples
-        arc_first = int(math.floor(min(event_position, event_position + arc)))
-        arc_last = int(math.ceil(max(event_position, event_position + arc)))
         direct, gdx, gdy = _direct_term(
             ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c, shadow_step
         )
+        wx, wy, curvature = shortest_reflection(
+            ex, ey, px, py, j, state, wall_xy, event_wall, pmt_wall, pmt_position, start_grid
+        )
         reflected, grx, gry = _reflected_term(
-            ex, ey, px, py, nx, ny, height, wall_xy, event_wall, pmt_wall, j, arc_first,
-            arc_last, refl_c, refl_step, shadow_c, shadow_step, with_gradient,
+            ex, ey, px, py, wx, wy, curvature, nx, ny, height, refl_c, refl_step, shadow_c,
+            shadow_step, with_gradient,
         )  # fmt: skip
         lce[j] = efficiency[j] * (direct + reflected) + floor
         if with_gradient:
@@ -499,7 +350,7 @@ class LightResponse:
         self.pmt_xy = np.ascontiguousarray(geometry.pmt_positions())
         if np.any(np.hypot(*self.pmt_xy.T) >= self.radius_cm):
             raise ValueError(f"All PMT centres must lie inside the TPC radius {self.radius_cm} cm.")
-        self._wall_samples = wall_samples(self.radius_cm, self.pmt_xy)
+        self._wall_geometry = wall_geometry(self.radius_cm, self.pmt_xy, _WALL_CLEARANCE)
 
     @property
     def kernel_arguments(self) -> tuple:
@@ -511,7 +362,7 @@ class LightResponse:
             self.direct.coefficients, self.direct.step,
             self.reflection.coefficients, self.reflection.step,
             self.shadow.coefficients, self.shadow.step,
-            normal_x, normal_y, self.height_cm, self.radius_cm, *self._wall_samples,
+            normal_x, normal_y, self.height_cm, self.radius_cm, *self._wall_geometry,
         )  # fmt: skip
 
     def lce_and_gradient(self, x, y, *, parallel: bool = True):

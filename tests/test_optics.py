@@ -2,11 +2,16 @@ import numpy as np
 import pytest
 
 from lce_plugins import geometry
-from lce_plugins.optics import CubicTable, LightResponse, _reflection_point
+from lce_plugins.optics import CubicTable, LightResponse
 from lce_plugins.simulation.response import (
     photocathode_solid_angle,
     truth_map,
     wire_transmission_table,
+)
+from lce_plugins.wall_reflection import (
+    _event_wall_state,
+    _reflection_point,
+    shortest_reflection,
 )
 
 RADIUS = geometry.TPC_RADIUS_CM
@@ -66,7 +71,7 @@ def test_wire_transmission_is_highest_for_rays_along_the_wires():
 
 
 def test_reflection_point_gives_the_shortest_path_via_the_wall(truth_response, rng):
-    wall_xy, pmt_wall, pmt_position = truth_response.kernel_arguments[-3:]
+    wall_xy, pmt_wall = truth_response.kernel_arguments[13:15]
     angles = np.linspace(0, 2 * np.pi, 2**17, endpoint=False)
     dense_wall = RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     x, y = _random_disk(rng, 200)
@@ -82,6 +87,26 @@ def test_reflection_point_gives_the_shortest_path_via_the_wall(truth_response, r
         # the dense scan samples the wall every 3e-3 cm
         assert path == pytest.approx(shortest, rel=2e-3, abs=1e-6)
         assert path <= shortest + 1e-9
+
+
+def test_tabulated_start_finds_the_shortest_reflection_too(truth_response, rng):
+    wall_xy, pmt_wall, pmt_position, start_grid, grid_step = truth_response.kernel_arguments[13:]
+    angles = np.linspace(0, 2 * np.pi, 2**16, endpoint=False)
+    dense_wall = RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    x, y = _random_disk(rng, 60)
+    for ex, ey in zip(0.9999 * x, 0.9999 * y, strict=True):
+        event_wall = np.empty(len(wall_xy))
+        state = _event_wall_state(ex, ey, wall_xy, event_wall, RADIUS, grid_step, len(start_grid))
+        to_event = np.hypot(*(dense_wall - (ex, ey)).T)
+        for j in range(0, 253, 7):
+            px, py = truth_response.pmt_xy[j]
+            wx, wy, _ = shortest_reflection(
+                ex, ey, px, py, j, state, wall_xy, event_wall, pmt_wall, pmt_position, start_grid
+            )
+            path = np.hypot(ex - wx, ey - wy) + np.hypot(px - wx, py - wy)
+            shortest = np.min(to_event + np.hypot(*(dense_wall - (px, py)).T))
+            assert path == pytest.approx(shortest, rel=1e-4)
+            assert path <= shortest + 1e-9
 
 
 def test_lce_gradient_equals_finite_differences(truth_response, rng):
