@@ -18,6 +18,15 @@ CLEAN_DETECTOR = DetectorConfig(saturation_pe_per_ns=1e12)
 CLEAN_SOURCE = Kr83mSource(outlier_fraction=0.0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_table_cache(tmp_path_factory):
+    """Likelihood tables are cached on disk; tests build theirs in a temporary folder."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LCE_PLUGINS_CACHE_DIR", str(tmp_path_factory.mktemp("lce_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def small_run():
     """(peaks, truth) of 3000 simulated Kr83m S2s with the default detector."""

@@ -17,6 +17,7 @@ __all__ = ["BENCHMARKS", "main"]
 #: name -> module (relative to this package)
 BENCHMARKS = {
     "simulation": ".simulation",
+    "likelihood": ".likelihood",
 }
 
 
