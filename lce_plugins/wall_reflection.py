@@ -161,7 +161,7 @@ _MAX_START_ERROR_RAD = 0.15
 #: lie in one basin; otherwise the robust solver decides.
 _CONSISTENT_COSINE = math.cos(0.3)
 #: Error of the reflection angle at which Halley's method from a tabulated start stops.
-_ANGLE_ERROR_RAD = 1e-12
+_ANGLE_ERROR_RAD = 1e-15
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
