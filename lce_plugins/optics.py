@@ -36,6 +36,10 @@ import numpy as np
 from lce_plugins import geometry
 from lce_plugins.wall_reflection import _event_wall_state, shortest_reflection, wall_geometry
 
+# Floating-point contraction (fused multiply-add), reciprocal multiplication and
+# reassociation; not the "no NaN" assumptions, which would drop the NaN checks.
+_FAST = {"contract", "arcp", "reassoc"}
+
 __all__ = ["CubicTable", "LightResponse"]
 
 # Radii are kept this fraction inside the wall in the reflection solver, where the
@@ -119,7 +123,7 @@ class CubicTable:
     __hash__ = None
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _table_value_slope(coefficients, step, x):
     """Value and derivative of a :class:`CubicTable` at ``x >= 0``."""
     n_intervals = coefficients.shape[0]
@@ -139,13 +143,13 @@ def _table_value_slope(coefficients, step, x):
     return c0 + u * (c1 + u * (c2 + u * c3)), c1 + u * (2.0 * c2 + 3.0 * u * c3)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _table_many(coefficients, step, x, out):
     for i in range(x.size):
         out[i] = _table_value_slope(coefficients, step, x[i])[0]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c, shadow_step):
     """D(rho) S(t) and its gradient with respect to the event position (ex, ey)."""
     dx, dy = px - ex, py - ey
@@ -160,7 +164,7 @@ def _direct_term(ex, ey, px, py, nx, ny, height, direct_c, direct_step, shadow_c
     return direct * shadow, -g_rho * dx - g_t * nx, -g_rho * dy - g_t * ny
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _reflected_term(
     ex, ey, px, py, wx, wy, curvature, nx, ny, height, refl_c, refl_step, shadow_c,
     shadow_step, with_gradient,
@@ -209,7 +213,7 @@ def _reflected_term(
     return value, grad_x, grad_y
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _lce_one_event(
     ex, ey, pmt_xy, efficiency, floor, direct_c, direct_step, refl_c, refl_step,
     shadow_c, shadow_step, nx, ny, height, radius, wall_xy, pmt_wall, pmt_position,
@@ -250,7 +254,7 @@ def _lce_one_event(
             dlce_dy[j] = efficiency[j] * (gdy + gry)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _lce_serial(x, y, model, lce, dlce_dx, dlce_dy, with_gradient):
     """Evaluate events one after the other (safe inside threads that strax runs).
 
@@ -259,7 +263,7 @@ def _lce_serial(x, y, model, lce, dlce_dx, dlce_dy, with_gradient):
         _lce_one_event(x[i], y[i], *model, lce[i], dlce_dx[i], dlce_dy[i], with_gradient)
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, parallel=True, error_model="numpy", fastmath=_FAST)
 def _lce_parallel(x, y, model, lce, dlce_dx, dlce_dy, with_gradient):
     """Evaluate events on all Numba threads."""
     for i in numba.prange(x.size):

@@ -21,6 +21,10 @@ import math
 import numba
 import numpy as np
 
+# Floating-point contraction (fused multiply-add), reciprocal multiplication and
+# reassociation; not the "no NaN" assumptions, which would drop the NaN checks.
+_FAST = {"contract", "arcp", "reassoc"}
+
 __all__ = ["shortest_reflection", "wall_geometry"]
 
 _ANGLE_TOLERANCE_RAD = 1e-7
@@ -29,7 +33,7 @@ _N_WALL_SAMPLES = 64
 _WALL_INDEX_MASK = _N_WALL_SAMPLES - 1
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _rotate(x, y, angle):
     """Rotate (x, y) by ``angle`` [rad], |angle| < 0.5, without calling sin and cos.
 
@@ -55,7 +59,7 @@ def _rotate(x, y, angle):
     return cos_a * x - sin_a * y, sin_a * x + cos_a * y
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _leg_derivatives(qx, qy, wx, wy):
     """First three derivatives of |w - q| as w moves along the wall, per radian.
 
@@ -71,7 +75,7 @@ def _leg_derivatives(qx, qy, wx, wy):
     return first, second, third
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _reflection_start(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
     """Starting wall point (bx, by) and angle offset for the reflection solver.
 
@@ -116,7 +120,7 @@ def _reflection_start(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_firs
     return bx, by, offset
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last):
     """Wall point (wx, wy) of the shortest specular reflection path from e to PMT j, and
     the second derivative of the path length with respect to its polar angle there.
@@ -164,7 +168,7 @@ _CONSISTENT_COSINE = math.cos(0.3)
 _ANGLE_ERROR_RAD = 1e-15
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _halley_from(ex, ey, px, py, bx, by):
     """Halley's method for the reflection point from the wall point (bx, by).
 
@@ -193,7 +197,7 @@ def _halley_from(ex, ey, px, py, bx, by):
     return 0.0, 0.0, 0.0, False
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _event_wall_state(ex, ey, wall_xy, event_wall, radius, grid_step, n_grid):
     """Per-event quantities of the reflection solvers: distances to the wall samples
     (written into ``event_wall``), the event's polar angle in sample units, and its grid
@@ -207,7 +211,7 @@ def _event_wall_state(ex, ey, wall_xy, event_wall, radius, grid_step, n_grid):
     return position, ix, iy, gx - ix, gy - iy
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _robust_reflection(ex, ey, px, py, j, event_position, wall_xy, event_wall, pmt_wall,
                        pmt_position):  # fmt: skip
     """The robust solver on the wall samples spanning the shorter arc from e to p."""
@@ -221,7 +225,7 @@ def _robust_reflection(ex, ey, px, py, j, event_position, wall_xy, event_wall, p
     return _reflection_point(ex, ey, px, py, wall_xy, event_wall, pmt_wall, j, arc_first, arc_last)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _two_basins(ex, ey, px, py, radius, first_x, first_y, second_x, second_y):
     """Where the tabulated answers around e disagree, e lies near a line where the
     shortest path switches between two local minima: solve from both and keep the
@@ -239,7 +243,7 @@ def _two_basins(ex, ey, px, py, radius, first_x, first_y, second_x, second_y):
     return result[0], result[1], result[2], True
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def shortest_reflection(ex, ey, px, py, j, state, wall_xy, event_wall, pmt_wall, pmt_position,
                         start_grid):  # fmt: skip
     """Wall point (wx, wy) of the shortest reflection path from e to PMT j, and the
@@ -277,7 +281,7 @@ def shortest_reflection(ex, ey, px, py, j, state, wall_xy, event_wall, pmt_wall,
     )
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, parallel=True, error_model="numpy", fastmath=_FAST)
 def _fill_start_grid(radius, grid_step, clearance, pmt_xy, wall_xy, pmt_wall, pmt_position, out):
     """Robust reflection points, as unit vectors, for events on the grid nodes (pulled
     inside the wall where they lie outside) and every PMT."""

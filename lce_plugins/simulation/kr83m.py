@@ -23,6 +23,7 @@ reproducible on its own; this is what lets the strax source emit chunks independ
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -151,16 +152,88 @@ def _sample_positions(rng: np.random.Generator, n: int, density: Density):
     return x[:n], y[:n]
 
 
+#: Poisson means below this are drawn by inverting the CDF; larger ones by NumPy.
+_INVERSION_MAX_MEAN = 30.0
+_MAX_INVERSION_COUNT = 200
+#: 1 / k, so that the inversion loop multiplies instead of dividing
+_INVERSE_COUNTS = 1.0 / np.maximum(np.arange(_MAX_INVERSION_COUNT + 1), 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _poisson_inverse(uniform, mean, inverse_counts):
+    """The Poisson(mean) count whose CDF first exceeds ``uniform``; -1 if mean is large.
+
+    Costs about ``mean`` multiply-adds, instead of one uniform per unit of mean as
+    NumPy's multiplication method for small means does.
+    """
+    if mean >= _INVERSION_MAX_MEAN:
+        return -1
+    probability = math.exp(-mean)
+    cumulative, count = probability, 0
+    while uniform > cumulative and count < _MAX_INVERSION_COUNT:
+        count += 1
+        probability *= mean * inverse_counts[count]
+        cumulative += probability
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw_pe_counts(expected, p_dpe, uniforms, inverse_counts, singles, doubles):
+    """Single- and double-PE photon counts by inversion; -1 where NumPy must draw."""
+    for i in range(expected.shape[0]):
+        for j in range(expected.shape[1]):
+            mu = expected[i, j]
+            singles[i, j] = _poisson_inverse(uniforms[i, j, 0], mu * (1.0 - p_dpe), inverse_counts)
+            doubles[i, j] = _poisson_inverse(uniforms[i, j, 1], mu * p_dpe, inverse_counts)
+
+
+@numba.njit(cache=True, nogil=True)
+def _areas_from_counts(n_pe, gauss, spe_resolution, noise_pe, area):
+    """Gaussian PE areas around the PE counts; baseline noise where there is none."""
+    for i in range(n_pe.shape[0]):
+        for j in range(n_pe.shape[1]):
+            count = n_pe[i, j]
+            spread = spe_resolution[j] * math.sqrt(count) if count > 0 else noise_pe
+            area[i, j] = count + spread * gauss[i, j]
+
+
 def _pmt_response(rng, expected_photons, spe_resolution, p_dpe, noise_pe):
     """Areas [PE] for expected photons per channel: Poisson x DPE x Gaussian.
 
     The PE count of Poisson(mu) photons with double-PE emission is N1 + 2 N2 with
     independent N1 ~ Poisson(mu (1 - p_dpe)) and N2 ~ Poisson(mu p_dpe).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    expected_photons : array_like
+        Shape (n, n_channels) or (n,) [photons].
+    spe_resolution : float or array_like
+        Scalar or one value per channel [PE].
+
+    Returns
+    -------
+    area, n_pe : numpy.ndarray
+        The shape of ``expected_photons``: float64 areas [PE] and int64 PE counts.
     """
-    n_pe = rng.poisson(expected_photons * (1.0 - p_dpe)) + 2 * rng.poisson(expected_photons * p_dpe)
-    gauss = rng.standard_normal(expected_photons.shape)
-    spread = np.where(n_pe > 0, spe_resolution * np.sqrt(n_pe), noise_pe)
-    return n_pe + spread * gauss, n_pe
+    shape = np.shape(expected_photons)
+    expected = np.atleast_2d(np.asarray(expected_photons, dtype=np.float64))
+    resolution = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(spe_resolution, dtype=np.float64), expected.shape[-1:])
+    )
+    singles = np.empty(expected.shape, dtype=np.int64)
+    doubles = np.empty(expected.shape, dtype=np.int64)
+    _draw_pe_counts(
+        expected, p_dpe, rng.random((*expected.shape, 2)), _INVERSE_COUNTS, singles, doubles
+    )
+    for counts, share in ((singles, 1.0 - p_dpe), (doubles, p_dpe)):
+        large = counts < 0
+        counts[large] = rng.poisson(expected[large] * share)
+    n_pe = singles + 2 * doubles
+
+    area = np.empty(expected.shape)
+    _areas_from_counts(n_pe, rng.standard_normal(expected.shape), resolution, noise_pe, area)
+    return area.reshape(shape), n_pe.reshape(shape)
 
 
 def _clip_saturated(area, sigma_ns, saturation_pe_per_ns):
@@ -170,15 +243,19 @@ def _clip_saturated(area, sigma_ns, saturation_pe_per_ns):
     A erfc(t_c / (s sqrt 2)) + 2 c t_c with t_c = s sqrt(2 ln(A / (s sqrt(2 pi) c))).
     Returns the clipped areas and the saturation flags.
     """
-    sigma = sigma_ns[:, None]
-    amplitude = area / (sigma * np.sqrt(2.0 * np.pi))
-    saturated = amplitude > saturation_pe_per_ns
-    ratio = np.where(saturated, amplitude / saturation_pe_per_ns, 1.0)
-    t_cut = sigma * np.sqrt(2.0 * np.log(ratio))
-    clipped = (
-        area * special.erfc(t_cut / (sigma * np.sqrt(2.0))) + 2.0 * saturation_pe_per_ns * t_cut
+    sigma = np.broadcast_to(np.asarray(sigma_ns, dtype=np.float64)[:, None], area.shape)
+    saturated = area > saturation_pe_per_ns * sigma * np.sqrt(2.0 * np.pi)
+    # only the few saturated channels need the special functions
+    area_hit, sigma_hit = area[saturated], sigma[saturated]
+    t_cut = sigma_hit * np.sqrt(
+        2.0 * np.log(area_hit / (sigma_hit * np.sqrt(2.0 * np.pi) * saturation_pe_per_ns))
     )
-    return np.where(saturated, clipped, area), saturated
+    clipped = area.copy()
+    clipped[saturated] = (
+        area_hit * special.erfc(t_cut / (sigma_hit * np.sqrt(2.0)))
+        + 2.0 * saturation_pe_per_ns * t_cut
+    )
+    return clipped, saturated
 
 
 def _sample_main_s2s(rng, n_events, source: Kr83mSource, density):

@@ -28,24 +28,27 @@ def peak_dtype() -> np.dtype:
 
 
 @numba.njit(cache=True, nogil=True)
-def _gaussian_mass(t_start, t_end, centre, sigma):
-    scale = 1.0 / (sigma * math.sqrt(2.0))
-    return 0.5 * (math.erf((t_end - centre) * scale) - math.erf((t_start - centre) * scale))
+def _pulse_cdf(t_ns, centres_ns, sigma_ns, weights):
+    """Fraction of the pulse (a weighted sum of Gaussians) before ``t_ns``."""
+    scale = 1.0 / (sigma_ns * math.sqrt(2.0))
+    cdf = 0.0
+    for c in range(centres_ns.size):
+        if weights[c] > 0.0:
+            cdf += 0.5 * weights[c] * (1.0 + math.erf((t_ns - centres_ns[c]) * scale))
+    return cdf
 
 
 @numba.njit(cache=True, nogil=True)
 def _sample_pulse(start_ns, step_ns, centres_ns, sigma_ns, weights, out):
-    """Pulse mass (a weighted sum of Gaussians) in consecutive samples; returns the sum."""
-    total = 0.0
+    """Pulse mass in consecutive samples (differences of the CDF at the sample edges, one
+    evaluation per edge); returns the sum."""
+    before = _pulse_cdf(start_ns, centres_ns, sigma_ns, weights)
+    first = before
     for k in range(out.size):
-        t0 = start_ns + k * step_ns
-        value = 0.0
-        for c in range(centres_ns.size):
-            if weights[c] > 0.0:
-                value += weights[c] * _gaussian_mass(t0, t0 + step_ns, centres_ns[c], sigma_ns)
-        out[k] = value
-        total += value
-    return total
+        after = _pulse_cdf(start_ns + (k + 1) * step_ns, centres_ns, sigma_ns, weights)
+        out[k] = after - before
+        before = after
+    return before - first
 
 
 @numba.njit(cache=True, nogil=True)

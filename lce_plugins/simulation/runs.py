@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numba
 import numpy as np
@@ -18,8 +18,9 @@ from lce_plugins.simulation.kr83m import (
     Kr83mSource,
     event_times,
     simulate_events,
+    truth_dtype,
 )
-from lce_plugins.simulation.peaks import WINDOW_SIGMAS, build_peaks
+from lce_plugins.simulation.peaks import WINDOW_SIGMAS, build_peaks, peak_dtype
 
 __all__ = ["seed_for_run", "simulate_kr83m", "simulate_slice"]
 
@@ -48,31 +49,41 @@ def simulate_slice(
     detector: Detector | DetectorConfig | None = None,
     source: Kr83mSource | None = None,
     density: Density = "uniform",
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Peaks and truth of events ``first .. stop - 1`` of a run of ``n_events`` events.
 
     The same events, bit for bit, as the corresponding slice of
-    ``simulate_kr83m(n_events, seed)``.
+    ``simulate_kr83m(n_events, seed)``. Blocks of events are simulated side by side on
+    Numba's thread count (their kernels and NumPy's generators release the GIL) and
+    written into the result in place.
     """
     source = Kr83mSource() if source is None else source
     times = event_times(n_events, seed, source.rate_hz, _min_separation_ns(source))
+    if stop <= first:
+        return build_peaks(simulate_events(seed, first, first, detector=detector), times[:0])
 
-    def one_block(block_first: int):
-        # simulation and peak building of a block release the GIL: blocks run side by side
+    peaks, truth = np.empty(stop - first, dtype=peak_dtype()), np.empty(stop - first, truth_dtype())
+
+    def one_block(block_first: int) -> int:
         block_stop = min((block_first // EVENTS_PER_BLOCK + 1) * EVENTS_PER_BLOCK, stop)
         events = simulate_events(
             seed, block_first, block_stop, detector=detector, source=source, density=density,
             n_threads=1,
         )  # fmt: skip
-        return build_peaks(events, times[block_first:block_stop])
+        part = slice(block_first - first, block_stop - first)
+        peaks[part], truth[part] = build_peaks(events, times[block_first:block_stop])
+        return block_stop - block_first
 
-    starts = [first] + list(range((first // EVENTS_PER_BLOCK + 1) * EVENTS_PER_BLOCK, stop,
-                                  EVENTS_PER_BLOCK))  # fmt: skip
-    if stop <= first:
-        return build_peaks(simulate_events(seed, first, first, detector=detector), times[:0])
+    starts = [first, *range((first // EVENTS_PER_BLOCK + 1) * EVENTS_PER_BLOCK, stop,
+                            EVENTS_PER_BLOCK)]  # fmt: skip
     with ThreadPoolExecutor(numba.get_num_threads()) as pool:
-        parts = list(pool.map(one_block, starts))
-    return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])
+        futures = [pool.submit(one_block, start) for start in starts]
+        bar = tqdm(total=stop - first, desc="Simulating Kr83m", unit="event", disable=not progress)
+        with bar:
+            for future in as_completed(futures):
+                bar.update(future.result())  # raises what the block raised
+    return peaks, truth
 
 
 def simulate_kr83m(
@@ -125,17 +136,9 @@ def simulate_kr83m(
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
 
     started = time.perf_counter()
-    # a few blocks per slice keep both cores busy and the progress bar moving
-    per_slice = 4 * EVENTS_PER_BLOCK
-    slices = [(first, min(first + per_slice, n_events))
-              for first in range(0, n_events, per_slice)] or [(0, 0)]  # fmt: skip
-    parts = [
-        simulate_slice(
-            seed, first, stop, n_events=n_events, detector=detector, source=source, density=density
-        )  # fmt: skip
-        for first, stop in tqdm(slices, desc="Simulating Kr83m", unit="block", disable=not progress)
-    ]
-    peaks = np.concatenate([p for p, _ in parts])
-    truth = np.concatenate([t for _, t in parts])
+    peaks, truth = simulate_slice(
+        seed, 0, n_events, n_events=n_events, detector=detector, source=source,
+        density=density, progress=progress,
+    )  # fmt: skip
     log.debug("Simulated %d Kr83m peaks in %.1f s", n_events, time.perf_counter() - started)
     return peaks, truth
