@@ -4,12 +4,21 @@ The import is light: geometry and the maps load without strax or TensorFlow; the
 integration (:func:`demo_context`) is imported on first use.
 """
 
-from lce_plugins.geometry import LivePMTs, pmt_positions
-from lce_plugins.optics import LightResponse
-
 __version__ = "0.1.0"
 
-__all__ = ["LightResponse", "LivePMTs", "__version__", "demo_context", "pmt_positions"]
+from lce_plugins.geometry import LivePMTs, pmt_positions  # noqa: E402
+from lce_plugins.lce_map import LCEMap, MapFileError  # noqa: E402
+from lce_plugins.optics import LightResponse  # noqa: E402
+
+__all__ = [
+    "LCEMap",
+    "LightResponse",
+    "LivePMTs",
+    "MapFileError",
+    "__version__",
+    "demo_context",
+    "pmt_positions",
+]
 
 
 def __getattr__(name):

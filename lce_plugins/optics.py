@@ -400,6 +400,21 @@ class LightResponse:
         kernel(x, y, self.kernel_arguments, lce, lce, lce, False)
         return lce
 
+    def pattern_and_gradient(self, x, y, *, parallel: bool = True):
+        """:meth:`pattern` and its derivatives with respect to x and y [1/cm].
+
+        With p = lce / sum_live(lce): dp = (dlce - p dsum) / sum. Shapes (n, 253) each.
+        """
+        lce, dlce_dx, dlce_dy = self.lce_and_gradient(x, y, parallel=parallel)
+        live = self.live_pmts.mask
+        total = (lce * live).sum(axis=1, keepdims=True)
+        pattern = lce * live / total
+        gradients = [
+            (d * live - pattern * (d * live).sum(axis=1, keepdims=True)) / total
+            for d in (dlce_dx, dlce_dy)
+        ]
+        return pattern, gradients[0], gradients[1]
+
     def pattern(self, x, y, *, parallel: bool = True) -> np.ndarray:
         """Expected fraction of the top-array light in each PMT, shape (n, 253).
 

@@ -18,6 +18,7 @@ __all__ = ["BENCHMARKS", "main"]
 BENCHMARKS = {
     "simulation": ".simulation",
     "likelihood": ".likelihood",
+    "lce-evaluation": ".lce_evaluation",
 }
 
 

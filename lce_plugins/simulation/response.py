@@ -25,11 +25,13 @@ Meth. A 516 (2004) 462.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 
 from lce_plugins import geometry
+from lce_plugins.lce_map import LCEMap
 from lce_plugins.optics import CubicTable, LightResponse
 from lce_plugins.simulation.detector import Detector, DetectorConfig, build_detector
 
@@ -150,7 +152,7 @@ def wire_transmission_table(
     return CubicTable.from_samples(transmission, slopes[1])
 
 
-def _build_response(detector: Detector, *, nominal: bool) -> LightResponse:
+def _build_response(detector: Detector, *, nominal: bool) -> LCEMap:
     config = detector.config
     direct = direct_light_table(
         config.photon_detection_efficiency, config.liquid_surface_reflection
@@ -164,7 +166,7 @@ def _build_response(detector: Detector, *, nominal: bool) -> LightResponse:
     # The floor spreads a fixed fraction of the centre's direct light over all PMTs.
     centre_direct = direct(np.hypot(*geometry.pmt_positions().T)).sum()
     floor = config.floor_fraction * centre_direct / geometry.N_TOP_PMTS
-    return LightResponse(
+    response = LightResponse(
         direct=direct,
         reflection=reflection,
         shadow=shadow,
@@ -173,6 +175,12 @@ def _build_response(detector: Detector, *, nominal: bool) -> LightResponse:
         live_pmts=detector.live_pmts,
         name="nominal (Monte-Carlo-style)" if nominal else "truth (simulation)",
     )
+    provenance = dict(
+        source="lce_plugins.simulation", kind="nominal" if nominal else "truth",
+        synthetic=True, detector=dataclasses.asdict(config),
+    )  # fmt: skip
+    return LCEMap(response, spe_resolution=detector.spe_resolution[: geometry.N_TOP_PMTS],
+                  p_dpe=config.p_dpe, provenance=provenance)  # fmt: skip
 
 
 def _detector_for(detector: Detector | DetectorConfig | None) -> Detector:
@@ -188,12 +196,12 @@ def _detector_for(detector: Detector | DetectorConfig | None) -> Detector:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_response(config: DetectorConfig, nominal: bool) -> LightResponse:
+def _cached_response(config: DetectorConfig, nominal: bool) -> LCEMap:
     return _build_response(build_detector(config), nominal=nominal)
 
 
-def truth_map(detector: Detector | DetectorConfig | None = None) -> LightResponse:
-    """The simulation's true top-array response (what generated the data).
+def truth_map(detector: Detector | DetectorConfig | None = None) -> LCEMap:
+    """The simulation's true top-array response (what generated the data), as an LCEMap.
 
     Parameters
     ----------
@@ -203,8 +211,8 @@ def truth_map(detector: Detector | DetectorConfig | None = None) -> LightRespons
     return _cached_response(_detector_for(detector).config, False)
 
 
-def nominal_map(detector: Detector | DetectorConfig | None = None) -> LightResponse:
-    """The Monte-Carlo-style nominal map of the same detector.
+def nominal_map(detector: Detector | DetectorConfig | None = None) -> LCEMap:
+    """The Monte-Carlo-style nominal map of the same detector, as an LCEMap.
 
     No wire shadowing, equal PMT efficiencies, the nominal wall reflectivity; the same
     dead PMTs (a Monte-Carlo map of a real run knows which PMTs are off).
