@@ -16,8 +16,8 @@ import numba
 import numpy as np
 
 from lce_plugins import geometry
-from lce_plugins.optics import _WALL_CLEARANCE, LightResponse, as_position_arrays
-from lce_plugins.wall_reflection import _event_wall_state, shortest_reflection
+from lce_plugins.optics import LightResponse, _prepare_event, as_position_arrays
+from lce_plugins.wall_reflection import shortest_reflection
 
 __all__ = ["FEATURE_NAMES", "N_FEATURES", "structural_features"]
 
@@ -31,15 +31,12 @@ def _features_one_event(ex, ey, model, out):
     """Fill ``out`` (n_pmts, 4) for one event; NaN outside the TPC."""
     pmt_xy, nx, ny, height, radius = model[0], model[9], model[10], model[11], model[12]
     wall_xy, pmt_wall, pmt_position, start_grid, grid_step = model[13:]
-    r_event = math.sqrt(ex * ex + ey * ey)
-    if not r_event <= radius * (1.0 + 1e-12):
+    inside, ex, ey, event_wall, state = _prepare_event(
+        ex, ey, radius, wall_xy, grid_step, start_grid.shape[0]
+    )
+    if not inside:
         out[:] = np.nan
         return
-    limit = radius * (1.0 - _WALL_CLEARANCE)
-    if r_event > limit:
-        ex, ey = ex * limit / r_event, ey * limit / r_event
-    event_wall = np.empty(wall_xy.shape[0])
-    state = _event_wall_state(ex, ey, wall_xy, event_wall, radius, grid_step, start_grid.shape[0])
 
     for j in range(pmt_xy.shape[0]):
         px, py = pmt_xy[j, 0], pmt_xy[j, 1]

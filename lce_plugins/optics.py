@@ -214,6 +214,23 @@ def _reflected_term(
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+def _prepare_event(ex, ey, radius, wall_xy, grid_step, n_grid):
+    """Whether the event lies in the TPC, its position (a hair inside the wall if on it),
+    its distances to the wall samples and the reflection solver's per-event state."""
+    event_wall = np.empty(wall_xy.shape[0])
+    r_event = math.sqrt(ex * ex + ey * ey)
+    if not r_event <= radius * (1.0 + 1e-12):
+        return False, ex, ey, event_wall, (0.0, 0, 0, 0.0, 0.0)
+    # On the wall the distance to the reflection point vanishes and its derivative
+    # diverges; a hair inside, both are regular.
+    limit = radius * (1.0 - _WALL_CLEARANCE)
+    if r_event > limit:
+        ex, ey = ex * limit / r_event, ey * limit / r_event
+    state = _event_wall_state(ex, ey, wall_xy, event_wall, radius, grid_step, n_grid)
+    return True, ex, ey, event_wall, state
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _lce_one_event(
     ex, ey, pmt_xy, efficiency, floor, direct_c, direct_step, refl_c, refl_step,
     shadow_c, shadow_step, nx, ny, height, radius, wall_xy, pmt_wall, pmt_position,
@@ -221,20 +238,15 @@ def _lce_one_event(
 ):  # fmt: skip
     """LCE of every top PMT, and its gradient if ``with_gradient``, for one event, written
     into the rows given."""
-    r_event = math.sqrt(ex * ex + ey * ey)
-    if not r_event <= radius * (1.0 + 1e-12):
+    inside, ex, ey, event_wall, state = _prepare_event(
+        ex, ey, radius, wall_xy, grid_step, start_grid.shape[0]
+    )
+    if not inside:
         lce[:] = np.nan
         if with_gradient:
             dlce_dx[:] = np.nan
             dlce_dy[:] = np.nan
         return
-    # On the wall the distance to the reflection point vanishes and its derivative
-    # diverges; a hair inside, both are regular.
-    limit = radius * (1.0 - _WALL_CLEARANCE)
-    if r_event > limit:
-        ex, ey = ex * limit / r_event, ey * limit / r_event
-    event_wall = np.empty(wall_xy.shape[0])
-    state = _event_wall_state(ex, ey, wall_xy, event_wall, radius, grid_step, start_grid.shape[0])
 
     for j in range(pmt_xy.shape[0]):
         px, py = pmt_xy[j, 0], pmt_xy[j, 1]

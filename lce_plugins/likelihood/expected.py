@@ -32,6 +32,7 @@ import numba
 import numpy as np
 
 from lce_plugins.likelihood._cache import cache_file, load_arrays, store_arrays
+from lce_plugins.likelihood._interpolation import lagrange_weights, stencil
 from lce_plugins.likelihood._single import pmt_log_likelihood
 from lce_plugins.likelihood.saturated import SIGMA_RANGE_PE, saturated_lookup, saturated_table
 
@@ -196,26 +197,13 @@ def expected_deviance_table(p_dpe: float, sigma0: float) -> ExpectedDevianceTabl
     return table
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _cubic(x):
-    """Cubic Lagrange weights for nodes 0..3 at x."""
-    a, b, c, d = x, x - 1.0, x - 2.0, x - 3.0
-    return (-b * c * d / 6.0, a * c * d / 2.0, -a * b * d / 2.0, a * b * c / 6.0)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _stencil(position, size):
-    first = min(max(int(position) - 1, 0), size - 4)
-    return first, position - first
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def expected_lookup(
     mu, log_sigma, log_mu_0, log_mu_step, log_sigma_0, log_sigma_step, values, at_zero
 ):
     """E[d](mu, sigma) from the table (``log_sigma`` within the table's range)."""
-    j, x = _stencil((log_sigma - log_sigma_0) / log_sigma_step, values.shape[1])
-    w = _cubic(x)
+    j, x = stencil((log_sigma - log_sigma_0) / log_sigma_step, values.shape[1])
+    w = lagrange_weights(x)
     if mu <= 0.0 or math.log(mu) <= log_mu_0:
         first = w[0] * values[0, j] + w[1] * values[0, j + 1] + w[2] * values[0, j + 2]
         first += w[3] * values[0, j + 3]
@@ -224,8 +212,8 @@ def expected_lookup(
         fraction = mu / math.exp(log_mu_0)
         return zero + fraction * (first - zero)
     position = min((math.log(mu) - log_mu_0) / log_mu_step, values.shape[0] - 1.0)
-    i, y = _stencil(position, values.shape[0])
-    v = _cubic(y)
+    i, y = stencil(position, values.shape[0])
+    v = lagrange_weights(y)
     total = 0.0
     for r in range(4):
         row = values[i + r]

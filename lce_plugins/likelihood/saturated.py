@@ -38,6 +38,7 @@ import numpy as np
 
 from lce_plugins.likelihood._cache import cache_file, load_arrays, store_arrays
 from lce_plugins.likelihood._fastmath import log_in_place
+from lce_plugins.likelihood._interpolation import lagrange_weights, stencil
 from lce_plugins.likelihood._maximum import (
     baseline_log_likelihood,
     birth_area,
@@ -172,20 +173,6 @@ def saturated_table(p_dpe: float, sigma0: float) -> SaturatedTable:
     return table
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _lagrange_weights(x):
-    """Cubic Lagrange weights for nodes at 0, 1, 2, 3 evaluated at x."""
-    a, b, c, d = x, x - 1.0, x - 2.0, x - 3.0
-    return (-b * c * d / 6.0, a * c * d / 2.0, -a * b * d / 2.0, a * b * c / 6.0)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _stencil(position, size):
-    """First of four nodes around ``position`` (in node units) and the offset from it."""
-    first = min(max(int(position) - 1, 0), size - 4)
-    return first, position - first
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def sigma_part(log_sigma, log_sigma_0, log_sigma_step, birth):
     """What the lookup needs from sigma alone: (node, 4 weights, a_+, |a_-|).
@@ -193,8 +180,8 @@ def sigma_part(log_sigma, log_sigma_0, log_sigma_step, birth):
     Computed once per PMT by the deviance kernel; ``log_sigma`` must lie within the
     table's range (callers check).
     """
-    j, x = _stencil((log_sigma - log_sigma_0) / log_sigma_step, birth.shape[1])
-    w = _lagrange_weights(x)
+    j, x = stencil((log_sigma - log_sigma_0) / log_sigma_step, birth.shape[1])
+    w = lagrange_weights(x)
     plus = w[0] * birth[0, j] + w[1] * birth[0, j + 1] + w[2] * birth[0, j + 2]
     plus += w[3] * birth[0, j + 3]
     minus = w[0] * birth[1, j] + w[1] * birth[1, j + 1] + w[2] * birth[1, j + 2]
@@ -217,8 +204,8 @@ def area_part(area, sigma, part, values, node_counts, p_dpe, sigma0, log_norm_0)
     position = (np.log(T0_PE + distance) - _LOG_T0) / U_STEP
     if position > node_counts[side] - 3:
         return saturated_direct(area, sigma, p_dpe, sigma0)
-    i, y = _stencil(position, node_counts[side])
-    v = _lagrange_weights(y)
+    i, y = stencil(position, node_counts[side])
+    v = lagrange_weights(y)
     total = 0.0
     for r in range(4):
         row = values[side, i + r]
@@ -254,8 +241,8 @@ def saturated_block(
         if position > node_counts[side] - 3:
             out[k] = saturated_direct(area[k], sigma[k], p_dpe, sigma0)
             continue
-        i, y = _stencil(position, node_counts[side])
-        v = _lagrange_weights(y)
+        i, y = stencil(position, node_counts[side])
+        v = lagrange_weights(y)
         w0, w1, w2, w3 = (
             sigma_weights[j, 0],
             sigma_weights[j, 1],
