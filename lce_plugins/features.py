@@ -19,11 +19,13 @@ from lce_plugins import geometry
 from lce_plugins.optics import LightResponse, _prepare_event, as_position_arrays
 from lce_plugins.wall_reflection import shortest_reflection
 
-__all__ = ["FEATURE_NAMES", "N_FEATURES", "structural_features"]
+__all__ = ["FEATURE_NAMES", "FEATURE_SCALES", "N_FEATURES", "network_inputs", "structural_features"]
 
 #: The feature axis of :func:`structural_features`, in order.
 FEATURE_NAMES = ("distance_cm", "slope_across_wires", "reflection_path_cm", "reflected_slope")
 N_FEATURES = len(FEATURE_NAMES)
+#: The network sees the features divided by these, values of order one.
+FEATURE_SCALES = (geometry.TPC_RADIUS_CM, 10.0, geometry.TPC_RADIUS_CM, 10.0)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -93,3 +95,10 @@ def structural_features(
     kernel = _features_parallel if parallel else _features_serial
     kernel(x, y, response.kernel_arguments, out)
     return out.astype(dtype, copy=False)
+
+
+def network_inputs(response: LightResponse, x, y, *, parallel: bool = True) -> np.ndarray:
+    """:func:`structural_features` divided by :data:`FEATURE_SCALES`: the network's
+    float32 inputs, of order one, shape (n, 253, 4)."""
+    features = structural_features(response, x, y, parallel=parallel, dtype=np.float64)
+    return (features / np.array(FEATURE_SCALES)).astype(np.float32)

@@ -20,8 +20,8 @@ same cubics become :class:`~lce_plugins.optics.CubicTable` s exactly, so the por
 map reproduces the network to float32 precision. Because the distances to PMTs at known
 places carry the position information, the map cannot absorb a distortion of the plane.
 
-The inputs are the four arguments (rho, t, L, t') per event and PMT from
-:func:`lce_plugins.features.structural_features`, shape (n, 253, 4); the network has
+The inputs are the four arguments (rho, t, L, t') per event and PMT, scaled to order
+one (:func:`lce_plugins.features.network_inputs`), shape (n, 253, 4); the network has
 about 1 000 parameters. A free per-PMT residual is not offered: it could absorb exactly
 the position distortions the structure rules out.
 """
@@ -33,6 +33,7 @@ import numpy as np
 from keras import ops
 
 from lce_plugins import geometry
+from lce_plugins.features import FEATURE_SCALES
 from lce_plugins.optics import CubicTable, LightResponse
 
 __all__ = [
@@ -166,7 +167,9 @@ class HermiteSpline(keras.layers.Layer):
 class StructuralLCE(keras.layers.Layer):
     """LCE of every top PMT from the structural features: eps [D S + W S'] + F.
 
-    Input shape (batch, n_pmts, 4) with (rho [cm], t, L [cm], t'); output (batch, n_pmts).
+    Input shape (batch, n_pmts, 4): (rho, t, L, t') divided by
+    :data:`lce_plugins.features.FEATURE_SCALES` (:func:`~lce_plugins.features.network_inputs`);
+    output (batch, n_pmts).
 
     Parameters
     ----------
@@ -205,9 +208,11 @@ class StructuralLCE(keras.layers.Layer):
         """The diffuse floor (scalar)."""
         return ops.exp(self.floor_raw)
 
-    def call(self, features):
-        distance, slope = features[..., 0], features[..., 1]
-        path, reflected_slope = features[..., 2], features[..., 3]
+    def call(self, inputs):
+        # the inputs are scaled to order one; the splines take physical arguments
+        distance, slope = inputs[..., 0] * FEATURE_SCALES[0], inputs[..., 1] * FEATURE_SCALES[1]
+        path = inputs[..., 2] * FEATURE_SCALES[2]
+        reflected_slope = inputs[..., 3] * FEATURE_SCALES[3]
         light = self.direct(distance) * self.shadow(slope)
         light += self.reflection(path) * self.shadow(reflected_slope)
         return self.efficiency() * light + self.floor()
@@ -252,7 +257,7 @@ def first_guess_response(live_pmts: geometry.LivePMTs) -> LightResponse:
 def build_lce_model(
     live_pmts: geometry.LivePMTs, initial: LightResponse | None = None
 ) -> keras.Model:
-    """The LCE network: features (n, 253, 4) in, LCE (n, 253) out.
+    """The LCE network: scaled features (n, 253, 4) in, LCE (n, 253) out.
 
     Parameters
     ----------
@@ -326,7 +331,7 @@ def fit_to_response(
     model : keras.Model
         From :func:`build_lce_model`; its weights are updated in place.
     features : numpy.ndarray
-        Shape (n, 253, 4), :func:`lce_plugins.features.structural_features`.
+        Shape (n, 253, 4), :func:`lce_plugins.features.network_inputs`.
     target_lce : numpy.ndarray
         Shape (n, 253), positive.
     max_iterations : int

@@ -6,7 +6,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from lce_plugins import LCEMap  # noqa: E402
-from lce_plugins.features import structural_features  # noqa: E402
+from lce_plugins.features import network_inputs  # noqa: E402
 from lce_plugins.model import (  # noqa: E402
     HermiteSpline,
     build_lce_model,
@@ -34,7 +34,7 @@ def fitted(truth_response):
     x, y = _disk(rng, 900, 400)
     model = build_lce_model(truth_response.live_pmts, initial=first_guess_response(
         truth_response.live_pmts))  # fmt: skip
-    features = structural_features(truth_response, x, y)
+    features = network_inputs(truth_response, x, y)
     result = fit_to_response(model, features, truth_response.lce(x, y), max_iterations=700)
     return model, result
 
@@ -75,7 +75,7 @@ def test_constraints_hold_after_training(fitted, truth_response):
 def test_keras_and_numba_agree_everywhere_inside_the_tpc(fitted, truth_response, test_positions):
     model = fitted[0]
     x, y = test_positions
-    keras_lce = model.predict(structural_features(truth_response, x, y), verbose=0)
+    keras_lce = model.predict(network_inputs(truth_response, x, y), verbose=0)
     numba_lce = model_to_response(model).lce(x, y)
     assert np.max(np.abs(numba_lce / keras_lce - 1)) < 1e-5
 
@@ -85,7 +85,7 @@ def test_keras_file_round_trip_gives_identical_outputs(fitted, truth_response, t
     path = tmp_path / "lce_model.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    features = structural_features(truth_response, [0.0, 30.0, -60.0], [0.0, 10.0, 20.0])
+    features = network_inputs(truth_response, [0.0, 30.0, -60.0], [0.0, 10.0, 20.0])
     np.testing.assert_array_equal(loaded.predict(features, verbose=0),
                                   model.predict(features, verbose=0))  # fmt: skip
 
@@ -109,7 +109,7 @@ def test_network_is_small_and_starts_the_same_every_time(truth_response):
 
 def test_fitting_is_deterministic(truth_response):
     x, y = _disk(np.random.default_rng(8), 100, 50)
-    features = structural_features(truth_response, x, y)
+    features = network_inputs(truth_response, x, y)
     weights = []
     for _ in range(2):
         model = build_lce_model(truth_response.live_pmts, initial=first_guess_response(
@@ -142,6 +142,6 @@ def test_spline_rejects_bad_settings(arguments, match):
 
 def test_fit_rejects_targets_of_the_wrong_shape(truth_response):
     model = build_lce_model(truth_response.live_pmts)
-    features = structural_features(truth_response, [0.0], [0.0])
+    features = network_inputs(truth_response, [0.0], [0.0])
     with pytest.raises(ValueError, match=r"positive with shape \(1, 253\)"):
         fit_to_response(model, features, np.ones((2, 253)))

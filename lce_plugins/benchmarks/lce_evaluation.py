@@ -29,7 +29,7 @@ def _rate(function, n_events: int, repeats: int = 2) -> float:
 
 
 def run(args) -> dict:
-    from lce_plugins.features import structural_features
+    from lce_plugins.features import network_inputs
     from lce_plugins.model import build_lce_model, model_to_response
     from lce_plugins.simulation import truth_map
 
@@ -40,7 +40,7 @@ def run(args) -> dict:
     r = truth.radius_cm * np.sqrt(rng.uniform(size=args.n_events))
     phi = rng.uniform(0, 2 * np.pi, args.n_events)
     x, y = r * np.cos(phi), r * np.sin(phi)
-    features = structural_features(truth, x, y)
+    features = network_inputs(truth, x, y)
     learned.lce(x[:10], y[:10])  # compile
     model.predict(features[:10], verbose=0)
 
@@ -51,7 +51,7 @@ def run(args) -> dict:
             lambda: model.predict(features, batch_size=2048, verbose=0), args.n_events
         ),
         "keras, features included": _rate(
-            lambda: model.predict(structural_features(truth, x, y), batch_size=2048, verbose=0),
+            lambda: model.predict(network_inputs(truth, x, y), batch_size=2048, verbose=0),
             args.n_events,
         ),
     }
