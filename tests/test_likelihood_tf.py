@@ -70,3 +70,22 @@ def test_bad_input_raises_when_the_loss_runs():
         tf.function(lambda mu: negative_log_likelihood(AREA, mu, SIGMA))(tf.constant(-MU))
     with pytest.raises(ValueError, match="shape \\(n_events, n_pmts\\)"):
         negative_log_likelihood(AREA[0], tf.constant(MU[0]), SIGMA)
+
+
+def test_areas_and_per_event_masks_may_be_graph_tensors():
+    # distributed training hands each replica its batch as symbolic tensors
+    live = np.ones(MU.shape, bool)
+    live[0, 1] = False
+
+    @tf.function
+    def loss_of(area, mu, used):
+        return negative_log_likelihood(area, mu, SIGMA, live=used)
+
+    loss = loss_of(tf.constant(AREA), tf.constant(MU), tf.constant(live))
+    expected = -log_likelihood(AREA, MU, SIGMA)[live].sum()
+    assert float(loss) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_mask_of_the_wrong_shape_is_rejected_when_the_loss_runs():
+    with pytest.raises(ValueError, match="live must have shape"):
+        negative_log_likelihood(AREA, tf.constant(MU), SIGMA, live=np.ones(3, bool))
