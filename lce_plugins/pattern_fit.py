@@ -46,6 +46,9 @@ class FitStatus(IntEnum):
     NO_LIGHT = 2
     #: NaN or infinite areas.
     INVALID_INPUT = 3
+    #: Fewer than four used PMTs with light (e.g. the lit ones all saturated): too few
+    #: for a fit of position and light.
+    TOO_FEW_PMTS = 4
 
 
 def pattern_fit_dtype() -> np.dtype:
