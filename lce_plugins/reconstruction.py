@@ -377,6 +377,7 @@ def reconstruct_positions(
     start=None,
     parallel: bool = True,
     sigma0: float = DEFAULT_BASELINE_NOISE_PE,
+    warn: bool = True,
 ) -> np.ndarray:
     """Fit each event's position and light to its top-array areas (see the module docstring).
 
@@ -400,6 +401,9 @@ def reconstruct_positions(
         are safe.
     sigma0 : float
         Baseline noise of a channel without PE [PE].
+    warn : bool
+        Log a warning that counts the events not fitted or not converged (callers that
+        report failures themselves, such as the training, switch it off).
 
     Returns
     -------
@@ -441,5 +445,6 @@ def reconstruct_positions(
               area, use, live, start_values, lce_map.kernel_arguments, pmt_model, limit,
               raw)  # fmt: skip
     result = _to_result(raw)
-    _log_failures(result["status"])
+    if warn:
+        _log_failures(result["status"])
     return result

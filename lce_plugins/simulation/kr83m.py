@@ -33,6 +33,7 @@ import numpy as np
 from scipy import special
 
 from lce_plugins import geometry
+from lce_plugins.optics import LightResponse
 from lce_plugins.simulation.detector import Detector, DetectorConfig
 from lce_plugins.simulation.response import _detector_for, bottom_array_lce, truth_map
 
@@ -286,12 +287,13 @@ def _sample_merged_s2s(rng, n_photons, source: Kr83mSource):
     return is_outlier, x2, y2, n_photons_2, offset_2
 
 
-def _expected_photons(detector: Detector, x, y, n_photons, x2, y2, n_photons_2):
-    """Mean detected photons per channel, (n, 494): top from the true response (both
-    S2s of merged peaks), bottom from the broad bottom-array pattern."""
+def _expected_photons(detector: Detector, response, x, y, n_photons, x2, y2, n_photons_2):
+    """Mean detected photons per channel, (n, 494): top from the true response (the
+    detector's, unless ``response`` replaces it; both S2s of merged peaks), bottom from
+    the broad bottom-array pattern."""
     top = geometry.N_TOP_PMTS
     expected = np.empty((x.size, geometry.N_TPC_PMTS))
-    response = truth_map(detector)
+    response = truth_map(detector) if response is None else response
     expected[:, :top] = n_photons[:, None] * response.lce(x, y, parallel=False)
     merged = n_photons_2 > 0
     if merged.any():
@@ -301,7 +303,9 @@ def _expected_photons(detector: Detector, x, y, n_photons, x2, y2, n_photons_2):
     return expected
 
 
-def _simulate_block(seed, block, n_events, detector: Detector, source: Kr83mSource, density):
+def _simulate_block(
+    seed, block, n_events, detector: Detector, source: Kr83mSource, density, response=None
+):
     """Truth, expected light and observed areas of one block of events.
 
     Runs on one thread (Numba kernels and NumPy's generators release the GIL), so that
@@ -312,7 +316,7 @@ def _simulate_block(seed, block, n_events, detector: Detector, source: Kr83mSour
 
     x, y, drift_us, n_photons = _sample_main_s2s(rng, n_events, source, density)
     is_outlier, x2, y2, n_photons_2, offset_2 = _sample_merged_s2s(rng, n_photons, source)
-    expected = _expected_photons(detector, x, y, n_photons, x2, y2, n_photons_2)
+    expected = _expected_photons(detector, response, x, y, n_photons, x2, y2, n_photons_2)
 
     area, n_pe = _pmt_response(
         rng, expected, detector.spe_resolution, config.p_dpe, config.baseline_noise_pe
@@ -340,12 +344,15 @@ def simulate_events(
     detector: Detector | DetectorConfig | None = None,
     source: Kr83mSource | None = None,
     density: Density = "uniform",
+    response: LightResponse | None = None,
     n_threads: int | None = None,
 ) -> dict:
     """Simulate events ``first .. stop - 1`` of the run seeded by ``seed``.
 
     Any slice of a run gives the same events as the whole run, sliced. Blocks of events
-    are simulated on ``n_threads`` threads (default: Numba's thread count).
+    are simulated on ``n_threads`` threads (default: Numba's thread count). ``response``
+    replaces the detector's true top-array response (e.g. to test that a training
+    learns a light response of another family); the bottom array is unchanged.
 
     Returns
     -------
@@ -361,15 +368,17 @@ def simulate_events(
         raise ValueError(f"density must be 'uniform' or a function of (x, y); got {density!r}.")
     if not 0 <= first <= stop:
         raise ValueError(f"Need 0 <= first <= stop; got first={first}, stop={stop}.")
+    if response is not None and not isinstance(response, LightResponse):
+        raise TypeError(f"response must be a LightResponse; got {type(response).__name__}.")
+
+    def one_block(block, size=EVENTS_PER_BLOCK):
+        return _simulate_block(seed, block, size, detector, source, density, response)
 
     if stop == first:
-        return _simulate_block(seed, 0, 0, detector, source, density)
+        return one_block(0, 0)
     first_block, last_block = first // EVENTS_PER_BLOCK, (stop - 1) // EVENTS_PER_BLOCK
     with ThreadPoolExecutor(n_threads or numba.get_num_threads()) as pool:
-        blocks = list(pool.map(
-            lambda block: _simulate_block(seed, block, EVENTS_PER_BLOCK, detector, source, density),
-            range(first_block, last_block + 1),
-        ))  # fmt: skip
+        blocks = list(pool.map(one_block, range(first_block, last_block + 1)))
     start_in_block = first - first_block * EVENTS_PER_BLOCK
     return {
         key: np.concatenate([b[key] for b in blocks])[

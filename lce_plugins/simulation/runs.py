@@ -11,6 +11,7 @@ import numba
 import numpy as np
 from tqdm.auto import tqdm
 
+from lce_plugins.optics import LightResponse
 from lce_plugins.simulation.detector import Detector, DetectorConfig
 from lce_plugins.simulation.kr83m import (
     EVENTS_PER_BLOCK,
@@ -49,6 +50,7 @@ def simulate_slice(
     detector: Detector | DetectorConfig | None = None,
     source: Kr83mSource | None = None,
     density: Density = "uniform",
+    response: LightResponse | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Peaks and truth of events ``first .. stop - 1`` of a run of ``n_events`` events.
@@ -69,7 +71,7 @@ def simulate_slice(
         block_stop = min((block_first // EVENTS_PER_BLOCK + 1) * EVENTS_PER_BLOCK, stop)
         events = simulate_events(
             seed, block_first, block_stop, detector=detector, source=source, density=density,
-            n_threads=1,
+            response=response, n_threads=1,
         )  # fmt: skip
         part = slice(block_first - first, block_stop - first)
         peaks[part], truth[part] = build_peaks(events, times[block_first:block_stop])
@@ -93,6 +95,7 @@ def simulate_kr83m(
     detector: Detector | DetectorConfig | None = None,
     source: Kr83mSource | None = None,
     density: Density = "uniform",
+    response: LightResponse | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate a Kr83m calibration run: S2 peaks and their truth.
@@ -110,6 +113,9 @@ def simulate_kr83m(
     density : "uniform" or callable
         ``"uniform"`` in the disk r < 66.4 cm, or ``acceptance(x_cm, y_cm)`` in [0, 1]
         thinning the uniform disk.
+    response : LightResponse, optional
+        A top-array response to simulate instead of the detector's truth (e.g. one of
+        another family, to test a training); the PMT response stays the detector's.
     progress : bool
         Show a progress bar.
 
@@ -138,7 +144,7 @@ def simulate_kr83m(
     started = time.perf_counter()
     peaks, truth = simulate_slice(
         seed, 0, n_events, n_events=n_events, detector=detector, source=source,
-        density=density, progress=progress,
+        density=density, response=response, progress=progress,
     )  # fmt: skip
     log.debug("Simulated %d Kr83m peaks in %.1f s", n_events, time.perf_counter() - started)
     return peaks, truth
