@@ -18,13 +18,26 @@ __all__ = [
     "__version__",
     "demo_context",
     "pmt_positions",
+    "reconstruct_positions",
+    "register_map",
+    "resolve_map",
+    "train",
 ]
+
+#: Imported on first use: strax and TensorFlow take seconds to import, and processing
+#: must never need TensorFlow (only ``train`` does).
+_LAZY = {
+    "demo_context": "lce_plugins.context",
+    "reconstruct_positions": "lce_plugins.reconstruction",
+    "register_map": "lce_plugins.registry",
+    "resolve_map": "lce_plugins.registry",
+    "train": "lce_plugins.training.api",
+}
 
 
 def __getattr__(name):
-    # strax and straxen take seconds to import; only pay for them when asked
-    if name == "demo_context":
-        from lce_plugins.context import demo_context
+    if name in _LAZY:
+        import importlib
 
-        return demo_context
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lce_plugins' has no attribute {name!r}")

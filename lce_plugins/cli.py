@@ -79,17 +79,23 @@ def _reconstruct(peaks):
 
 
 def _write_training_input(path: Path, peaks, truth, nominal) -> None:
-    """The ``lce-train --input`` file, plus the truth (synthetic data only)."""
+    """The ``lce-train --input`` file, plus the truth and the detector's seed (synthetic
+    data only: ``lce-train`` then compares its map with the simulation's truth)."""
     from lce_plugins import geometry
     from lce_plugins.simulation import default_detector
 
+    top = geometry.N_TOP_PMTS
+    detector = default_detector()
     np.savez_compressed(
         path,
-        area_per_channel=peaks["area_per_channel"][:, : geometry.N_TOP_PMTS],
+        area_per_channel=peaks["area_per_channel"][:, :top],
+        saturated_channel=peaks["saturated_channel"][:, :top],
         x=nominal["x"], y=nominal["y"],
-        dead_pmts=np.array(default_detector().live_pmts.dead_channels),
+        dead_pmts=np.array(detector.live_pmts.dead_channels),
+        spe_resolution=detector.spe_resolution[:top],
         x_truth=truth["x_truth"], y_truth=truth["y_truth"],
         n_photons_truth=truth["n_photons_truth"], is_outlier=truth["is_outlier"],
+        detector_seed=detector.config.seed,
     )  # fmt: skip
 
 

@@ -98,13 +98,19 @@ class HermiteSpline(keras.layers.Layer):
 
     def knot_values(self):
         """Values at the knots, shape (n_knots,)."""
+        if self.shape_kind == "unit_interval":
+            return ops.sigmoid(self.raw)
+        return ops.exp(self.log_knot_values())
+
+    def log_knot_values(self):
+        """ln of :meth:`knot_values` (computed directly for the non-increasing shape, whose
+        far knots can be tiny)."""
         if self.shape_kind == "non_increasing":
             drops = ops.softplus(self.raw[1:])
-            log_values = self.raw[0] - ops.concatenate([ops.zeros((1,)), ops.cumsum(drops)])
-            return ops.exp(log_values)
+            return self.raw[0] - ops.concatenate([ops.zeros((1,)), ops.cumsum(drops)])
         if self.shape_kind == "positive":
-            return ops.exp(self.raw)
-        return ops.sigmoid(self.raw)
+            return self.raw
+        return ops.log(ops.sigmoid(self.raw))
 
     def knot_slopes(self, values):
         """Harmonic-mean slopes at the knots (0 at both ends), shape (n_knots,)."""
@@ -217,12 +223,41 @@ class StructuralLCE(keras.layers.Layer):
         light += self.reflection(path) * self.shadow(reflected_slope)
         return self.efficiency() * light + self.floor()
 
-    def set_from_response(self, response: LightResponse) -> None:
-        """Start from another response: its functions sampled at the knots."""
+    def natural_coordinates(self) -> dict:
+        """Each learned function's knots in the coordinates where it is smooth: ln of the
+        knot values of D and W, the logit of those of S (its weights)."""
+        return dict(direct=self.direct.log_knot_values(), shadow=self.shadow.raw,
+                    reflection=self.reflection.raw)  # fmt: skip
+
+    def roughness(self):
+        """Half the integral of the squared second derivative of each learned function in
+        its :meth:`natural_coordinates`, from second differences of the knots (spacing h:
+        sum (Delta^2 theta)^2 / h^3), in the units of the functions' arguments (cm for D
+        and W). The training penalises it (P-splines: Eilers and Marx, Statist. Sci. 11
+        (1996) 89): it keeps knots that the data barely see - near zero distance, at the
+        longest paths and steepest slopes - on a smooth continuation of their
+        neighbours, and leaves smooth functions alone."""
+        total = 0.0
+        for name, knots in self.natural_coordinates().items():
+            second = knots[2:] - 2.0 * knots[1:-1] + knots[:-2]
+            total = total + 0.5 * ops.sum(second * second) / getattr(self, name).step ** 3
+        return total
+
+    def set_from_response(self, response: LightResponse, max_transmission: float = 1.0) -> None:
+        """Start from another response: its functions sampled at the knots.
+
+        ``max_transmission`` caps the wire transmission S at the start. A response
+        without wires has S = 1, where the sigmoid of S is flat and its weights sit far
+        out (an optimiser moving them by a fixed step needs hundreds of steps before S
+        can change); a cap such as 0.97 leaves S free to be learned.
+        """
         for spline, table in ((self.direct, response.direct),
                               (self.reflection, response.reflection),
                               (self.shadow, response.shadow)):  # fmt: skip
-            spline.set_knot_values(table(np.arange(spline.n_knots) * spline.step))
+            values = table(np.arange(spline.n_knots) * spline.step)
+            if spline is self.shadow:
+                values = np.minimum(values, max_transmission)
+            spline.set_knot_values(values)
         efficiency = np.maximum(np.asarray(response.efficiency, dtype=np.float64), 1e-6)
         self.efficiency_raw.assign(np.log(efficiency).astype("float32"))
         self.floor_raw.assign(np.float32(np.log(max(response.floor, 1e-30))))
@@ -255,7 +290,10 @@ def first_guess_response(live_pmts: geometry.LivePMTs) -> LightResponse:
 
 
 def build_lce_model(
-    live_pmts: geometry.LivePMTs, initial: LightResponse | None = None
+    live_pmts: geometry.LivePMTs,
+    initial: LightResponse | None = None,
+    *,
+    max_initial_transmission: float = 1.0,
 ) -> keras.Model:
     """The LCE network: scaled features (n, 253, 4) in, LCE (n, 253) out.
 
@@ -266,6 +304,8 @@ def build_lce_model(
     initial : LightResponse, optional
         Start from this response (e.g. the nominal map); otherwise all weights are 0.
         The model has no random initialisation, so it is the same for any seed.
+    max_initial_transmission : float
+        Cap of the initial wire transmission (see :meth:`StructuralLCE.set_from_response`).
     """
     if not isinstance(live_pmts, geometry.LivePMTs):
         raise TypeError(f"live_pmts must be a LivePMTs; got {type(live_pmts).__name__}.")
@@ -273,7 +313,7 @@ def build_lce_model(
     layer = StructuralLCE(dead_channels=live_pmts.dead_channels, name="structural_lce")
     model = keras.Model(features, layer(features), name="lce_model")
     if initial is not None:
-        layer.set_from_response(initial)
+        layer.set_from_response(initial, max_initial_transmission)
     return model
 
 

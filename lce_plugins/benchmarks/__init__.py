@@ -19,6 +19,7 @@ BENCHMARKS = {
     "simulation": ".simulation",
     "likelihood": ".likelihood",
     "lce-evaluation": ".lce_evaluation",
+    "training": ".training",
 }
 
 
