@@ -168,6 +168,11 @@ def build_report(run: CoEvolution, state: TrainingState, final: TrainingState,
     return report
 
 
+#: Where a training's time goes (keys of TrainingState.timings): position refits, map
+#: exports, network inputs, Adam steps, Gauss-Newton steps.
+_PARTS = ("refit_s", "map_s", "features_s", "network_s", "gauss_newton_s")
+
+
 def _speed(run: CoEvolution, state: TrainingState, timings: dict) -> dict:
     network_s, refit_s = timings.get("network_s", 0.0), timings.get("refit_s", 0.0)
     wall = timings["wall_time_s"]
@@ -178,6 +183,7 @@ def _speed(run: CoEvolution, state: TrainingState, timings: dict) -> dict:
         events_per_second=passes / max(timings.get("training_s", wall), 1e-9),
         network_events_per_second=timings.get("n_network_events", 0) / max(network_s, 1e-9),
         position_refits_per_second=timings.get("n_refits", 0) / max(refit_s, 1e-9),
+        seconds_per_part={key: float(timings.get(key, 0.0)) for key in _PARTS},
     )  # fmt: skip
 
 
