@@ -19,6 +19,7 @@ __all__ = [
     "demo_context",
     "pmt_positions",
     "reconstruct_positions",
+    "register",
     "register_map",
     "resolve_map",
     "train",
@@ -29,6 +30,7 @@ __all__ = [
 _LAZY = {
     "demo_context": "lce_plugins.context",
     "reconstruct_positions": "lce_plugins.reconstruction",
+    "register": "lce_plugins.plugins",
     "register_map": "lce_plugins.registry",
     "resolve_map": "lce_plugins.registry",
     "train": "lce_plugins.training.api",

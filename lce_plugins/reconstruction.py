@@ -74,6 +74,9 @@ __all__ = ["FitStatus", "reconstruct_positions", "reconstruction_dtype"]
 
 log = logging.getLogger(__name__)
 
+#: An area below minus this on a used channel is not baseline noise (a few hundredths of
+#: a PE per sample) but a broken reading: the event gets INVALID_INPUT [PE].
+NEGATIVE_AREA_LIMIT_PE = 5.0
 #: A PMT counts as lit from this area on [PE]; fits need :data:`MIN_LIT_PMTS` of them.
 LIT_AREA_PE = 0.5
 MIN_LIT_PMTS = 4
@@ -143,7 +146,7 @@ def _prepare_event(area, use, live, pmt_model, fixed, pmt, weights):
         if not use[j]:
             saturated_light |= live[j] and area[j] > 0.0
             continue
-        finite &= math.isfinite(area[j])
+        finite &= math.isfinite(area[j]) and area[j] > -NEGATIVE_AREA_LIMIT_PE
         fixed[0, n_used], fixed[1, n_used], fixed[2, n_used] = area[j], sigma[j], log_sigma[j]
         pmt[n_used] = j
         n_used += 1
@@ -410,7 +413,8 @@ def reconstruct_positions(
     numpy.ndarray
         Shape (n,), :func:`reconstruction_dtype`. Status (:class:`FitStatus`): OK;
         NOT_CONVERGED (the last iterate, with its uncertainties and deviance);
-        INVALID_INPUT (NaN/inf area on a used PMT), NO_LIGHT (no positive area on a
+        INVALID_INPUT (NaN/inf area on a used PMT, or one below
+        -:data:`NEGATIVE_AREA_LIMIT_PE`), NO_LIGHT (no positive area on a
         live PMT) and TOO_FEW_PMTS (fewer than 4 used PMTs with at least 0.5 PE) with
         NaN numbers. ``ndf`` is the number of used PMTs minus 3 for every event.
 

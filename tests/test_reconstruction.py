@@ -158,17 +158,19 @@ def test_bad_events_get_a_status_and_nan_numbers_not_an_error(clean_run, truth_r
     live = truth_response.live_pmts.mask
     dead = np.flatnonzero(~live)[0]
     brightest = np.argmax(good)
-    area = np.tile(good, (6, 1))
+    area = np.tile(good, (7, 1))
     area[0, brightest] = np.nan  # NaN on a used PMT
     area[1] = 0.0  # no light
     area[2] = 0.0
     area[2, brightest] = 500.0  # one lit PMT
     area[4, dead] = np.nan  # NaN on a dead PMT does not matter
+    other_live = np.flatnonzero(live & (np.arange(live.size) != brightest))[0]
+    area[6, other_live] = -50.0  # far below baseline noise: a broken reading
     saturated = np.zeros(area.shape, dtype=bool)
     saturated[3] = good > 0.5  # every lit PMT saturated
     fit = reconstruct_positions(area, truth_response, saturated_channel=saturated)
-    expected = [FitStatus.INVALID_INPUT, FitStatus.NO_LIGHT, FitStatus.TOO_FEW_PMTS,
-                FitStatus.TOO_FEW_PMTS, FitStatus.OK, FitStatus.OK]  # fmt: skip
+    ok, invalid, too_few = FitStatus.OK, FitStatus.INVALID_INPUT, FitStatus.TOO_FEW_PMTS
+    expected = [invalid, FitStatus.NO_LIGHT, too_few, too_few, ok, ok, invalid]
     assert list(fit["status"]) == expected
     for field in ("x", "y", "x_err", "n_photons", "deviance"):
         assert np.isnan(fit[field][:4]).all(), field

@@ -47,8 +47,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EVENTS_PER_BLOCK = 500
-#: Strax ``type`` of S2 peaks.
-PEAK_TYPE_S2 = 2
 #: Start of every simulated run, 2026-01-01 00:00 UTC [ns since the unix epoch].
 RUN_START_NS = 1_767_225_600_000_000_000
 

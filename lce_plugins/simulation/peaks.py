@@ -8,7 +8,8 @@ import numba
 import numpy as np
 
 from lce_plugins import geometry
-from lce_plugins.simulation.kr83m import PEAK_TYPE_S2, truth_dtype
+from lce_plugins.peak_types import PEAK_TYPE_S2
+from lce_plugins.simulation.kr83m import truth_dtype
 
 __all__ = ["build_peaks", "peak_dtype"]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from lce_plugins.lce_map import LCEMap
+from lce_plugins.lce_quantities import FITTED_PARAMETERS, calibrated_ratio
 from lce_plugins.likelihood import deviance, expected_deviance
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
     "outlier_selection",
 ]
 
-#: Parameters fitted per event: x, y and the light N.
-FITTED_PARAMETERS = 3
 #: 1.4826 times the median absolute deviation is the standard deviation of a Gaussian.
 MAD_TO_SIGMA = 1.4826
 
@@ -67,11 +66,6 @@ def deviance_at(lce_map: LCEMap, area, used, x, y, n_photons, *, sigma0: float):
     return observed, expected
 
 
-def _calibrated_ratio(deviance_values: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return deviance_values / (expected - FITTED_PARAMETERS)
-
-
 def outlier_selection(deviance_values, expected, reference, sigmas: float) -> tuple:
     """Events that follow the model: D / (E[D] - 3) not far above the typical value.
 
@@ -92,7 +86,7 @@ def outlier_selection(deviance_values, expected, reference, sigmas: float) -> tu
     threshold : float
         The cut on D / (E[D] - 3).
     """
-    ratio = _calibrated_ratio(deviance_values, expected)
+    ratio = calibrated_ratio(deviance_values, expected)
     finite = np.isfinite(ratio)
     values = ratio[reference & finite]
     if values.size == 0:

@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from lce_plugins.geometry import N_TOP_PMTS
+from lce_plugins.peak_types import PEAK_TYPE_S2
 from lce_plugins.training.events import TRUTH_FIELDS
 
 __all__ = ["load_training_input", "silent_channels"]
 
 log = logging.getLogger(__name__)
-
-#: strax's ``type`` of S2 peaks.
-S2_TYPE = 2
 
 
 def silent_channels(area_per_channel) -> list[int]:
@@ -108,7 +106,9 @@ def _from_context(source: dict) -> dict:
         target, _, names = source["positions"].partition(":")
         targets.append(target)
         fields = tuple(names.split(",")) if names else fields
-    selection = [f"type == {S2_TYPE}"] + ([source["selection"]] if source.get("selection") else [])
+    selection = [f"type == {PEAK_TYPE_S2}"] + (
+        [source["selection"]] if source.get("selection") else []
+    )
     peaks = st.get_array(source["run_id"], targets, selection=selection, progress_bar=False)
     log.info("Read %d S2 peaks of runs %s", len(peaks), ", ".join(source["run_id"]))
     positions = {}
