@@ -19,8 +19,8 @@ import math
 import numba
 import numpy as np
 
+from lce_plugins.lce_grid import lce_into
 from lce_plugins.likelihood._block import block_log_likelihood
-from lce_plugins.optics import _lce_one_event
 from lce_plugins.pattern_fit import _MAX_HALVINGS, _TOLERANCE_CM, FitStatus
 
 __all__ = ["covariance", "exact_fit", "inside", "lce_at"]
@@ -53,10 +53,10 @@ def inside(x, y, limit):
 def lce_at(x, y, model, pmt, n_used, full, state):
     """LCE and its x, y gradient of the used PMTs at (x, y), into ``state``.
 
-    ``model``: :attr:`~lce_plugins.optics.LightResponse.kernel_arguments`; ``full``
-    (3, 253) receives the values of all PMTs.
+    ``model``: (map kernel arguments, table), see :func:`lce_plugins.lce_grid.lce_into`;
+    ``full`` (3, 253) receives the values of all PMTs.
     """
-    _lce_one_event(x, y, *model, full[0], full[1], full[2])
+    lce_into(x, y, model, full[0], full[1], full[2])
     for k in range(n_used):
         j = pmt[k]
         state[LCE, k], state[DLCE_DX, k], state[DLCE_DY, k] = full[0, j], full[1, j], full[2, j]

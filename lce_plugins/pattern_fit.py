@@ -27,7 +27,8 @@ import numba
 import numpy as np
 
 from lce_plugins import geometry, pmt_response
-from lce_plugins.optics import LightResponse, _lce_one_event
+from lce_plugins.lce_grid import EMPTY_GRID, lce_into
+from lce_plugins.optics import LightResponse
 
 __all__ = ["FitStatus", "fit_positions_pattern", "pattern_fit_dtype"]
 
@@ -101,7 +102,7 @@ def _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, with_derivatives):
 @numba.njit(cache=True, nogil=True)
 def _start_position(weights, use, model, lce, dlce_dx, dlce_dy):
     """Best of: centre of gravity, the same stretched outwards, the brightest PMT."""
-    pmt_xy, radius = model[0], model[12]
+    pmt_xy, radius = model[0][0], model[0][12]
     total, cog_x, cog_y, brightest = 0.0, 0.0, 0.0, 0
     for j in range(weights.size):
         total += weights[j]
@@ -118,7 +119,7 @@ def _start_position(weights, use, model, lce, dlce_dx, dlce_dy):
         r = math.sqrt(cx * cx + cy * cy)
         if r > 0.99 * radius:
             cx, cy = cx * 0.99 * radius / r, cy * 0.99 * radius / r
-        _lce_one_event(cx, cy, *model, lce, dlce_dx, dlce_dy)
+        lce_into(cx, cy, model, lce, dlce_dx, dlce_dy)
         loglik = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, False)[0]
         if loglik > best:
             best_x, best_y, best = cx, cy, loglik
@@ -138,7 +139,7 @@ def _line_search(x, y, step_x, step_y, loglik, limit, weights, use, model, lce, 
         r = math.sqrt(new_x * new_x + new_y * new_y)
         if r > limit:
             new_x, new_y = new_x * limit / r, new_y * limit / r
-        _lce_one_event(new_x, new_y, *model, lce, dlce_dx, dlce_dy)
+        lce_into(new_x, new_y, model, lce, dlce_dx, dlce_dy)
         if _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, False)[0] >= loglik:
             return new_x, new_y, True
         scale *= 0.5
@@ -161,11 +162,11 @@ def _fit_one(area, use, model, dispersion, out):
         out[7] = 2.0
         return
     lce, dlce_dx, dlce_dy = np.empty(area.size), np.empty(area.size), np.empty(area.size)
-    radius = model[12]
+    radius = model[0][12]
     limit = radius * (1.0 - 1e-9)
 
     x, y = _start_position(weights, use, model, lce, dlce_dx, dlce_dy)
-    _lce_one_event(x, y, *model, lce, dlce_dx, dlce_dy)
+    lce_into(x, y, model, lce, dlce_dx, dlce_dy)
     status, current = 1.0, True  # current: the LCE arrays belong to (x, y)
     for iteration in range(_MAX_ITERATIONS):
         loglik, gx, gy, ixx, ixy, iyy = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, True)
@@ -187,7 +188,7 @@ def _fit_one(area, use, model, dispersion, out):
             break
 
     if not current:
-        _lce_one_event(x, y, *model, lce, dlce_dx, dlce_dy)
+        lce_into(x, y, model, lce, dlce_dx, dlce_dy)
     loglik, gx, gy, ixx, ixy, iyy = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, True)
     det = ixx * iyy - ixy * ixy
     out[0], out[1] = x, y
@@ -207,15 +208,15 @@ def _fit_one(area, use, model, dispersion, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fit_serial(area, use, model, dispersion, out):
+def _fit_serial(area, use, response, grid, dispersion, out):
     for i in range(area.shape[0]):
-        _fit_one(area[i], use[i], model, dispersion, out[i])
+        _fit_one(area[i], use[i], (response, grid), dispersion, out[i])
 
 
 @numba.njit(cache=True, parallel=True)
-def _fit_parallel(area, use, model, dispersion, out):
+def _fit_parallel(area, use, response, grid, dispersion, out):
     for i in numba.prange(area.shape[0]):
-        _fit_one(area[i], use[i], model, dispersion, out[i])
+        _fit_one(area[i], use[i], (response, grid), dispersion, out[i])
 
 
 def _top_array(values, name: str, n_events: int | None = None) -> np.ndarray:
@@ -278,8 +279,8 @@ def fit_positions_pattern(
 
     raw = np.empty((len(area), 8))
     kernel = _fit_parallel if parallel else _fit_serial
-    kernel(np.ascontiguousarray(area, dtype=np.float64), use, response.kernel_arguments,
-           dispersion, raw)  # fmt: skip
+    area = np.ascontiguousarray(area, dtype=np.float64)
+    kernel(area, use, response.kernel_arguments, EMPTY_GRID, dispersion, raw)
 
     result = np.zeros(len(area), dtype=pattern_fit_dtype())
     result["x"], result["y"] = raw[:, 0], raw[:, 1]

@@ -55,12 +55,12 @@ import numpy as np
 
 from lce_plugins import geometry
 from lce_plugins._exact_fit import LCE, N_ROWS, covariance, exact_fit, inside, lce_at
+from lce_plugins.lce_grid import fit_model, lce_into
 from lce_plugins.lce_map import LCEMap
 from lce_plugins.likelihood._checks import check_model_parameters
 from lce_plugins.likelihood._kernels import _sigma_parts
 from lce_plugins.likelihood.api import PARALLEL_MIN_EVENTS, _dispatch
 from lce_plugins.likelihood.saturated import SIGMA_RANGE_PE, saturated_block, saturated_table
-from lce_plugins.optics import _lce_one_event
 from lce_plugins.pattern_fit import (
     FitStatus,
     _line_search,
@@ -176,7 +176,7 @@ def _best_on_grid(x, y, centre_loglik, weights, use, model, grid, limit):
         cx = x + SEED_GRID_RADIUS_CM * math.cos(angle)
         cy = y + SEED_GRID_RADIUS_CM * math.sin(angle)
         cx, cy = inside(cx, cy, limit)
-        _lce_one_event(cx, cy, *model, grid[0], grid[1], grid[2])
+        lce_into(cx, cy, model, grid[0], grid[1], grid[2])
         loglik = _pattern_terms(weights, use, grid[0], grid[1], grid[2], False)[0]
         if loglik > best:
             best_x, best_y, best = cx, cy, loglik
@@ -200,12 +200,12 @@ def _seed(weights, use, model, scratch, limit):
     """Cold-start position [cm]: candidates, grid, then Fisher scoring on the multinomial."""
     lce, dlce_dx, dlce_dy = scratch[_FULL], scratch[_FULL + 1], scratch[_FULL + 2]
     x, y = _start_position(weights, use, model, lce, dlce_dx, dlce_dy)
-    _lce_one_event(x, y, *model, lce, dlce_dx, dlce_dy)
+    lce_into(x, y, model, lce, dlce_dx, dlce_dy)
     centre = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, False)[0]
     grid = scratch[_GRID : _GRID + 3]
     x, y, moved = _best_on_grid(x, y, centre, weights, use, model, grid, limit)
     if moved:
-        _lce_one_event(x, y, *model, lce, dlce_dx, dlce_dy)
+        lce_into(x, y, model, lce, dlce_dx, dlce_dy)
 
     for _ in range(_SEED_ITERATIONS):
         terms = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, True)
@@ -267,8 +267,10 @@ def _fit_event(area, use, live, start, model, pmt_model, limit, work, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fit_rows(first, stop, area, use, live, start, model, pmt_model, limit, out):
+def _fit_rows(first, stop, area, use, live, start, response, grid, pmt_model, limit, out):
     """Fit events first..stop-1 with one set of work arrays."""
+    # (map, table) are joined here: Numba's parallel loops take no nested tuples
+    model = (response, grid)
     n_pmts = area.shape[1]
     work = (
         np.empty((3, n_pmts)),
@@ -281,19 +283,19 @@ def _fit_rows(first, stop, area, use, live, start, model, pmt_model, limit, out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _fit_serial(area, use, live, start, model, pmt_model, limit, out):
+def _fit_serial(area, use, live, start, response, grid, pmt_model, limit, out):
     """All events on the calling thread (safe in threads that strax manages)."""
-    _fit_rows(0, area.shape[0], area, use, live, start, model, pmt_model, limit, out)
+    _fit_rows(0, area.shape[0], area, use, live, start, response, grid, pmt_model, limit, out)
 
 
 @numba.njit(cache=True, parallel=True)
-def _fit_parallel(area, use, live, start, model, pmt_model, limit, out, n_chunks):
+def _fit_parallel(area, use, live, start, response, grid, pmt_model, limit, out, n_chunks):
     """Events spread over Numba's threads in ``n_chunks`` ranges."""
     n_events = area.shape[0]
     n_chunks = max(min(n_events, n_chunks), 1)
     for chunk in numba.prange(n_chunks):
         first, stop = chunk * n_events // n_chunks, (chunk + 1) * n_events // n_chunks
-        _fit_rows(first, stop, area, use, live, start, model, pmt_model, limit, out)
+        _fit_rows(first, stop, area, use, live, start, response, grid, pmt_model, limit, out)
 
 
 # --- Python boundary --------------------------------------------------------------------
@@ -381,6 +383,7 @@ def reconstruct_positions(
     parallel: bool = True,
     sigma0: float = DEFAULT_BASELINE_NOISE_PE,
     warn: bool = True,
+    tabulated: bool = True,
 ) -> np.ndarray:
     """Fit each event's position and light to its top-array areas (see the module docstring).
 
@@ -407,6 +410,10 @@ def reconstruct_positions(
     warn : bool
         Log a warning that counts the events not fitted or not converged (callers that
         report failures themselves, such as the training, switch it off).
+    tabulated : bool
+        Evaluate the map from its table (:mod:`lce_plugins.lce_grid`; built on the first
+        call for a map, about 2 s), ten times faster than evaluating the map itself;
+        False for maps used only once (the training's ever-changing map).
 
     Returns
     -------
@@ -445,9 +452,10 @@ def reconstruct_positions(
     raw = np.empty((len(area), _N_OUTPUTS))
     limit = lce_map.radius_cm - WALL_CLEARANCE_CM
     area = np.ascontiguousarray(area, dtype=np.float64)
-    _dispatch(_fit_serial, _fit_parallel, parallel and len(area) >= PARALLEL_MIN_EVENTS,
-              area, use, live, start_values, lce_map.kernel_arguments, pmt_model, limit,
-              raw)  # fmt: skip
+    response, grid = fit_model(lce_map, tabulated=tabulated)
+    use_threads = parallel and len(area) >= PARALLEL_MIN_EVENTS
+    arguments = (area, use, live, start_values, response, grid, pmt_model, limit, raw)
+    _dispatch(_fit_serial, _fit_parallel, use_threads, *arguments)
     result = _to_result(raw)
     if warn:
         _log_failures(result["status"])

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "likelihood": ".likelihood",
     "lce-evaluation": ".lce_evaluation",
     "training": ".training",
+    "reconstruction": ".reconstruction",
 }
 
 

@@ -165,7 +165,7 @@ class CoEvolution:
         fit = reconstruct_positions(
             events.area[index], lce_map, saturated_channel=events.saturated[index],
             start=(state.x[index], state.y[index], state.n_photons[index]),
-            sigma0=self.options.sigma0, warn=False,
+            sigma0=self.options.sigma0, warn=False, tabulated=False,
         )  # fmt: skip
         ok = fit["status"] == FitStatus.OK
         chosen = index[ok]

@@ -45,7 +45,7 @@ def _fit_with(run: CoEvolution, lce_map: LCEMap, index, x, y, n_photons) -> dict
     events = run.events
     fit = reconstruct_positions(
         events.area[index], lce_map, saturated_channel=events.saturated[index],
-        start=(x, y, n_photons), sigma0=run.options.sigma0, warn=False,
+        start=(x, y, n_photons), sigma0=run.options.sigma0, warn=False, tabulated=False,
     )  # fmt: skip
     deviance, expected = deviance_at(
         lce_map,
