@@ -23,7 +23,7 @@ from lce_plugins.lce_grid import lce_into
 from lce_plugins.likelihood._block import block_log_likelihood
 from lce_plugins.pattern_fit import _MAX_HALVINGS, _TOLERANCE_CM, FitStatus
 
-__all__ = ["covariance", "exact_fit", "inside", "lce_at"]
+__all__ = ["covariance", "exact_fit", "inside", "lce_at", "log_likelihood_at"]
 
 #: Lower bound of w_j (1 + mu_j) during the iterations: 1 % of the Poisson information.
 WEIGHT_FLOOR = 0.01
@@ -63,7 +63,7 @@ def lce_at(x, y, model, pmt, n_used, full, state):
 
 
 @numba.njit(cache=True, nogil=True)
-def _log_likelihood_at(n_photons, fixed, n_used, state, p_dpe, sigma0):
+def log_likelihood_at(n_photons, fixed, n_used, state, p_dpe, sigma0):
     """sum_j ln L at mu = n_photons * LCE, filling the value and mu-derivative rows.
 
     -inf if some mu is not a finite non-negative number (the kernel is not called then).
@@ -176,7 +176,7 @@ def _line_search(point, step, fixed, pmt, n_used, full, state, model, p_dpe, sig
         new_x, new_y = inside(x + scale * step[0], y + scale * step[1], limit)
         new_n = n_photons * math.exp(scale * step[2])
         lce_at(new_x, new_y, model, pmt, n_used, full, state)
-        new_loglik = _log_likelihood_at(new_n, fixed, n_used, state, p_dpe, sigma0)
+        new_loglik = log_likelihood_at(new_n, fixed, n_used, state, p_dpe, sigma0)
         if new_loglik >= loglik:
             return True, new_x, new_y, new_n, new_loglik
         scale *= 0.5
@@ -195,7 +195,7 @@ def exact_fit(x, y, n_photons, fixed, pmt, n_used, full, states, model, p_dpe, s
     """
     matrix, gradient, step = np.empty((3, 3)), np.empty(3), np.empty(3)
     current, iterations, status = 0, 0, _NOT_CONVERGED
-    loglik = _log_likelihood_at(n_photons, fixed, n_used, states[current], p_dpe, sigma0)
+    loglik = log_likelihood_at(n_photons, fixed, n_used, states[current], p_dpe, sigma0)
     while iterations < MAX_ITERATIONS:
         iterations += 1
         _curvature(states[current], n_used, n_photons, True, matrix, gradient)

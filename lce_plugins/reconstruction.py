@@ -29,6 +29,11 @@ Algorithm, per event (Numba, one thread per event):
    position by less than 1e-4 cm and N by less than 1e-7 (relatively), or when no step
    increases ln L any more.
 
+Both stages read the map from its table (:mod:`lce_plugins.lce_grid`, ``tabulated=True``):
+ten times faster evaluations; the deviance and uncertainties are then computed on the map
+itself at the optimum found (for 99 % of events within 0.01 cm of the map's own optimum,
+for the median within 1e-4 cm).
+
 A warm start (``start``, e.g. the previous round's positions during training) skips
 step 1. From an event's own converged fit the polish stops after one iteration; from
 the pattern fit's position (:mod:`lce_plugins.pattern_fit`) it takes three to four on
@@ -54,8 +59,16 @@ import numba
 import numpy as np
 
 from lce_plugins import geometry
-from lce_plugins._exact_fit import LCE, N_ROWS, covariance, exact_fit, inside, lce_at
-from lce_plugins.lce_grid import fit_model, lce_into
+from lce_plugins._exact_fit import (
+    LCE,
+    N_ROWS,
+    covariance,
+    exact_fit,
+    inside,
+    lce_at,
+    log_likelihood_at,
+)
+from lce_plugins.lce_grid import EMPTY_GRID, fit_model, lce_into
 from lce_plugins.lce_map import LCEMap
 from lce_plugins.likelihood._checks import check_model_parameters
 from lce_plugins.likelihood._kernels import _sigma_parts
@@ -259,6 +272,13 @@ def _fit_event(area, use, live, start, model, pmt_model, limit, work, out):
         x, y, n_photons, fixed, pmt, n_used, full, states, model, pmt_model[2], pmt_model[3],
         limit,
     )  # fmt: skip
+    if model[1][2].size > 0:
+        # found with the table: the deviance and uncertainties come from the map itself
+        # at that optimum (which lies within 1e-4 cm of the map's own for most events)
+        current = 0
+        lce_at(x, y, (model[0], EMPTY_GRID), pmt, n_used, full, states[current])
+        loglik = log_likelihood_at(n_photons, fixed, n_used, states[current], pmt_model[2],
+                                   pmt_model[3])  # fmt: skip
     out[0], out[1], out[2] = x, y, n_photons
     _finish(n_photons, loglik, work, n_used, states[current], pmt_model, out)
     if not (math.isfinite(n_photons) and math.isfinite(out[7])):
