@@ -16,6 +16,15 @@ by only a small fraction each pass. On 20 000 synthetic events, after the same 1
 passes over the data, alternating passes left the efficiencies 2.4 % off, block refits
 0.6 %.
 
+The mini-batch steps are slow along the valleys where the map and the positions trade
+off (an efficiency against the events near its PMT, the wall reflection against the
+outer PMTs and the events at the wall). Each round therefore ends with a Gauss-Newton
+step of the wire transmission, the wall reflection, the efficiencies and the floor on
+the kept training events, their positions and light profiled out
+(:mod:`lce_plugins.training.gauss_newton`; ``gauss_newton=False`` switches it off).
+The whole objective carries the roughness penalty of the learned functions
+(``smoothness``).
+
 A round is one pass over the training events in a new random order. After each round
 the held-out events are refitted with the current map, every event's deviance D and its
 expectation E[D] are computed, outliers are selected afresh
