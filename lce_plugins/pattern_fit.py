@@ -52,15 +52,20 @@ class FitStatus(IntEnum):
     TOO_FEW_PMTS = 4
 
 
+#: The position fields that every fit result starts with.
+POSITION_FIELDS = [
+    (("Fitted x [cm]", "x"), np.float32),
+    (("Fitted y [cm]", "y"), np.float32),
+    (("Uncertainty of x [cm]", "x_err"), np.float32),
+    (("Uncertainty of y [cm]", "y_err"), np.float32),
+    (("Correlation of the x and y uncertainties", "xy_correlation"), np.float32),
+]
+
+
 def pattern_fit_dtype() -> np.dtype:
     """Result of :func:`fit_positions_pattern`."""
     return np.dtype(
-        [
-            (("Fitted x [cm]", "x"), np.float32),
-            (("Fitted y [cm]", "y"), np.float32),
-            (("Uncertainty of x [cm]", "x_err"), np.float32),
-            (("Uncertainty of y [cm]", "y_err"), np.float32),
-            (("Correlation of the x and y uncertainties", "xy_correlation"), np.float32),
+        POSITION_FIELDS + [
             (("Multinomial deviance of the pattern, areas as counts", "pattern_deviance"),
              np.float32),
             (("Fit iterations", "n_iterations"), np.int16),

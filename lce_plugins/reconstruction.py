@@ -75,6 +75,7 @@ from lce_plugins.likelihood._kernels import _sigma_parts
 from lce_plugins.likelihood.api import PARALLEL_MIN_EVENTS, _dispatch
 from lce_plugins.likelihood.saturated import SIGMA_RANGE_PE, saturated_block, saturated_table
 from lce_plugins.pattern_fit import (
+    POSITION_FIELDS,
     FitStatus,
     _line_search,
     _pattern_terms,
@@ -124,12 +125,7 @@ def reconstruction_dtype() -> np.dtype:
     precision; the rest is float32.
     """
     return np.dtype(
-        [
-            (("Fitted x [cm]", "x"), np.float32),
-            (("Fitted y [cm]", "y"), np.float32),
-            (("Uncertainty of x [cm]", "x_err"), np.float32),
-            (("Uncertainty of y [cm]", "y_err"), np.float32),
-            (("Correlation of the x and y uncertainties", "xy_correlation"), np.float32),
+        POSITION_FIELDS + [
             (("Fitted detected-light scale N, mu_j = N LCE_j [photons]", "n_photons"),
              np.float64),
             (("Uncertainty of n_photons [photons]", "n_photons_err"), np.float32),
