@@ -307,6 +307,26 @@ def as_position_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def per_event_values(name: str, values, n_events: int) -> np.ndarray:
+    """``values`` as a float64 array of one real number per event.
+
+    Raises
+    ------
+    TypeError
+        If they are not real numbers.
+    ValueError
+        If the shape is not (n_events,).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be real numbers; got dtype {values.dtype}.")
+    if values.shape != (n_events,):
+        raise ValueError(
+            f"{name} must have shape ({n_events},), one value per event; got {values.shape}."
+        )
+    return values.astype(np.float64)
+
+
 class LightResponse:
     """Light collection efficiency of the top PMTs from the structural model.
 

@@ -74,6 +74,7 @@ from lce_plugins.likelihood._checks import check_model_parameters
 from lce_plugins.likelihood._kernels import _sigma_parts
 from lce_plugins.likelihood.api import PARALLEL_MIN_EVENTS, _dispatch
 from lce_plugins.likelihood.saturated import SIGMA_RANGE_PE, saturated_block, saturated_table
+from lce_plugins.optics import per_event_values
 from lce_plugins.pattern_fit import (
     POSITION_FIELDS,
     FitStatus,
@@ -335,15 +336,8 @@ def _start_values(start, n_events: int) -> np.ndarray:
             f"structured array with fields x and y; got {type(start).__name__}."
         )
     for index, column in enumerate(columns):
-        name, column = ("x", "y", "n_photons")[index], np.asarray(column)
-        if column.dtype.kind not in "fiu":
-            raise TypeError(f"start {name} must be real numbers; got dtype {column.dtype}.")
-        if column.shape != (n_events,):
-            raise ValueError(
-                f"start {name} must have shape ({n_events},), one value per event; "
-                f"got {column.shape}."
-            )
-        values[:, index] = column
+        name = ("x", "y", "n_photons")[index]
+        values[:, index] = per_event_values(f"start {name}", column, n_events)
     return values
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from lce_plugins import geometry
 from lce_plugins.geometry import N_TOP_PMTS, N_TPC_PMTS, LivePMTs
+from lce_plugins.optics import per_event_values
 
 __all__ = ["TrainingEvents", "prepare_events", "split_events"]
 
@@ -98,16 +99,8 @@ def _initial_positions(x, y, n_events: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("Give both initial x and y, or neither.")
     if x is None:
         return np.full(n_events, np.nan), np.full(n_events, np.nan)
-    x, y = np.asarray(x), np.asarray(y)
-    for name, values in (("x", x), ("y", y)):
-        if values.dtype.kind not in "fiu":
-            raise TypeError(f"Initial {name} must hold real numbers [cm]; got {values.dtype}.")
-        if values.shape != (n_events,):
-            raise ValueError(
-                f"Initial {name} must have shape ({n_events},), one value per event; got "
-                f"{values.shape}."
-            )
-    x, y = x.astype(np.float64), y.astype(np.float64)
+    x, y = (per_event_values(f"Initial {name} [cm]", values, n_events)
+            for name, values in (("x", x), ("y", y)))  # fmt: skip
     r = np.hypot(x, y)
     limit = geometry.TPC_RADIUS_CM - WALL_CLEARANCE_CM
     with np.errstate(invalid="ignore", divide="ignore"):
