@@ -23,13 +23,17 @@ from lce_plugins.lce_grid import lce_into
 from lce_plugins.likelihood._block import block_log_likelihood
 from lce_plugins.pattern_fit import _MAX_HALVINGS, _TOLERANCE_CM, FitStatus
 
-__all__ = ["covariance", "exact_fit", "inside", "lce_at", "log_likelihood_at"]
+__all__ = ["covariance", "exact_fit", "gather", "inside", "lce_at", "log_likelihood_at"]
 
 #: Lower bound of w_j (1 + mu_j) during the iterations: 1 % of the Poisson information.
 WEIGHT_FLOOR = 0.01
 #: Convergence of the light: step of ln N (relative step of N).
 LIGHT_TOLERANCE = 1e-7
 MAX_ITERATIONS = 50
+#: Convergence in the metric of the curvature matrix: the remaining step s = A^-1 g has
+#: s^T A s = s . g below this, i.e. it moves the parameters by about a hundredth of their
+#: uncertainties or less (and ln L would rise by at most half this).
+DECREMENT_TOLERANCE = 1e-4
 #: A pivot of the 3x3 Cholesky factorisation below this fraction of its diagonal entry
 #: counts as singular.
 _PIVOT_FLOOR = 1e-12
@@ -57,6 +61,12 @@ def lce_at(x, y, model, pmt, n_used, full, state):
     ``full`` (3, 253) receives the values of all PMTs.
     """
     lce_into(x, y, model, full[0], full[1], full[2])
+    gather(pmt, n_used, full, state)
+
+
+@numba.njit(cache=True, nogil=True)
+def gather(pmt, n_used, full, state):
+    """The used PMTs' LCE and gradient from the rows ``full`` (3, 253) into ``state``."""
     for k in range(n_used):
         j = pmt[k]
         state[LCE, k], state[DLCE_DX, k], state[DLCE_DY, k] = full[0, j], full[1, j], full[2, j]
@@ -202,7 +212,10 @@ def exact_fit(x, y, n_photons, fixed, pmt, n_used, full, states, model, p_dpe, s
         if not _newton_step(x, y, limit, matrix, gradient, step):
             break
         shift = math.sqrt(step[0] * step[0] + step[1] * step[1])
-        if shift < _TOLERANCE_CM and abs(step[2]) < LIGHT_TOLERANCE:
+        decrement = step[0] * gradient[0] + step[1] * gradient[1] + step[2] * gradient[2]
+        if decrement < DECREMENT_TOLERANCE or (
+            shift < _TOLERANCE_CM and abs(step[2]) < LIGHT_TOLERANCE
+        ):
             status = _OK
             break
         found, x, y, n_photons, loglik = _line_search(

@@ -9,8 +9,9 @@ about ten times faster. In the bulk the table agrees with the map to 1e-8 (media
 1e-3 (99 % of event-PMT pairs); where the map's wall-reflection term has a kink (the
 shortest path switching branch) it rounds it off, by up to a few per cent of the small
 LCE of a far PMT. Cells not entirely inside the TPC - the last centimetre at the wall -
-are evaluated on the map. :func:`lce_plugins.reconstruct_positions` reports the deviance
-and uncertainties from the map itself at the optimum found with the table.
+are evaluated on the map. For a fit of 5 000 photons the table's error is below 0.005
+standard deviations of any PMT's expected count at 99.9 % of positions
+(:func:`lce_plugins.reconstruct_positions` gives the resulting differences).
 
 A fit's ``model`` is the pair ``(map kernel arguments, grid arguments)``;
 :func:`lce_into` evaluates it, from the grid where it covers the point. Tables are
@@ -29,7 +30,14 @@ import numpy as np
 from lce_plugins.lce_map import LCEMap
 from lce_plugins.optics import LightResponse, _lce_one_event
 
-__all__ = ["EMPTY_GRID", "GRID_STEP_CM", "fit_model", "grid_arguments", "lce_into"]
+__all__ = [
+    "EMPTY_GRID",
+    "GRID_STEP_CM",
+    "fit_model",
+    "grid_arguments",
+    "lce_into",
+    "table_radius",
+]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,14 @@ def _grid_lce(x, y, grid, lce, dlce_dx, dlce_dy):
                 slope_y += weights[2, corner, m] * node[m]
         lce[k], dlce_dx[k], dlce_dy[k] = value, slope_x, slope_y
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def table_radius(grid, radius):
+    """Radius [cm] within which the table covers every point (``radius`` without one)."""
+    if grid[2].shape[0] == 0:
+        return radius
+    return radius - _WALL_MARGIN_CM - math.sqrt(2.0) * grid[1][1]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -11,13 +11,12 @@ number of photons (``n_photons_truth`` of the simulation).
 
 Algorithm, per event (Numba, one thread per event):
 
-1. Seed (cold start): the best of the centre of gravity, its 1.3-fold radial stretch and
-   the brightest PMT (:func:`lce_plugins.pattern_fit._start_position`), then a coarse
-   grid of three points half a PMT pitch around it, all scored with the cheap
-   multinomial ln L of the pattern (light profiled out); Fisher scoring on that
-   multinomial brings the position to within :data:`SEED_TOLERANCE_CM`. (On 20 000
-   simulated events the grid changed two results by more than 0.3 cm, both merged
-   double S2s; a six-point ring cost 15 % more time and changed one more.)
+1. Seed (cold start): the centre of gravity of the brightest PMT and its neighbours
+   (:func:`lce_plugins.pattern_fit._start_position`), then Fisher scoring on the cheap
+   multinomial ln L of the pattern (light profiled out) to within
+   :data:`SEED_TOLERANCE_CM`, inside the disk that the map's table covers (the last
+   1.5 cm at the wall are left to the polish: there the map itself is evaluated, ten
+   times slower).
 2. Polish: Gauss-Newton in (x, y, ln N) on the exact ln L with a backtracking line
    search (:mod:`lce_plugins._exact_fit`). The curvature matrix is
    :math:`A_{ab} = \\sum_j w_j \\, \\partial_a\\mu_j \\, \\partial_b\\mu_j` with
@@ -25,19 +24,23 @@ Algorithm, per event (Numba, one thread per event):
    during the iterations (the compound-Poisson ln L is not concave in mu at a few PE).
    N starts at the summed area over ((1 + p_dpe) times the summed LCE). Positions stay
    :data:`WALL_CLEARANCE_CM` inside the TPC: steps are clipped radially, and on that
-   circle an outward step moves along it only. Converged when the next step moves the
-   position by less than 1e-4 cm and N by less than 1e-7 (relatively), or when no step
-   increases ln L any more.
+   circle an outward step moves along it only. Converged when the next step s = A^-1 g
+   has s . g < 1e-4 (it would move the parameters by about a hundredth of their
+   uncertainties), or moves the position by less than 1e-4 cm and N by less than 1e-7
+   (relatively), or when no step increases ln L any more. From the seed this takes two
+   evaluations of the exact ln L on average.
 
 Both stages read the map from its table (:mod:`lce_plugins.lce_grid`, ``tabulated=True``):
-ten times faster evaluations; the deviance and uncertainties are then computed on the map
-itself at the optimum found (for 99 % of events within 0.01 cm of the map's own optimum,
-for the median within 1e-4 cm).
+ten times faster evaluations, and the deviance and uncertainties come from the table
+too. On 20 000 simulated S2s (true map, 4 000 of them also fitted on the map itself)
+the deviance differs from that of fits on the map by 7e-4 (median) and 0.09 (99 %; at
+most 0.2 for single S2s, a hundredth of its statistical spread), the positions by 6e-5
+cm (median) and 0.012 cm (99 %).
 
 A warm start (``start``, e.g. the previous round's positions during training) skips
 step 1. From an event's own converged fit the polish stops after one iteration; from
-the pattern fit's position (:mod:`lce_plugins.pattern_fit`) it takes three to four on
-average, as from the seed of a cold start.
+the pattern fit's position (:mod:`lce_plugins.pattern_fit`) it takes two on average, as
+from the seed of a cold start.
 
 Uncertainties come from the observed information at the optimum, the inverse of A
 with the unclamped w_j (NaN where it is not positive definite). A drops the term
@@ -58,17 +61,15 @@ import math
 import numba
 import numpy as np
 
-from lce_plugins import geometry
 from lce_plugins._exact_fit import (
     LCE,
     N_ROWS,
     covariance,
     exact_fit,
+    gather,
     inside,
-    lce_at,
-    log_likelihood_at,
 )
-from lce_plugins.lce_grid import EMPTY_GRID, fit_model, lce_into
+from lce_plugins.lce_grid import fit_model, lce_into, table_radius
 from lce_plugins.lce_map import LCEMap
 from lce_plugins.likelihood._checks import check_model_parameters
 from lce_plugins.likelihood._kernels import _sigma_parts
@@ -95,13 +96,11 @@ NEGATIVE_AREA_LIMIT_PE = 5.0
 #: A PMT counts as lit from this area on [PE]; fits need :data:`MIN_LIT_PMTS` of them.
 LIT_AREA_PE = 0.5
 MIN_LIT_PMTS = 4
-#: The multinomial seeding stops once its step is below this [cm].
-SEED_TOLERANCE_CM = 0.01
-#: Distance of the coarse grid of seed candidates from the best centre-of-gravity
-#: candidate [cm].
-SEED_GRID_RADIUS_CM = geometry.PMT_PITCH_CM / 2
+#: The multinomial seeding stops once its step is below this [cm]: its optimum differs
+#: from the exact likelihood's by more than that anyway, and the polish converges from it
+#: in two exact evaluations on average.
+SEED_TOLERANCE_CM = 0.03
 _SEED_ITERATIONS = 30
-_GRID_ANGLES = np.arange(3) * (2 * np.pi / 3)
 #: Fitted positions stay this far inside the TPC wall [cm]. Closer to the wall the LCE's
 #: reflection term changes on scales below 1e-3 cm (the first leg of the reflected ray
 #: vanishes) and its gradient stops being a usable guide; 0.01 cm is far below the
@@ -111,9 +110,9 @@ WALL_CLEARANCE_CM = 0.01
 _OK, _NOT_CONVERGED = int(FitStatus.OK), int(FitStatus.NOT_CONVERGED)
 _NO_LIGHT, _INVALID_INPUT = int(FitStatus.NO_LIGHT), int(FitStatus.INVALID_INPUT)
 _TOO_FEW_PMTS = int(FitStatus.TOO_FEW_PMTS)
-#: Rows of the scratch array: LCE and gradient of all PMTs (0-2), seed weights (3), the
-#: grid candidates' LCE (4-6), saturated ln L (7), scratch of the saturated lookup (8-9).
-_FULL, _WEIGHTS, _GRID, _REFERENCE, _SATURATED_SCRATCH = 0, 3, 4, 7, 8
+#: Rows of the scratch array: LCE and gradient of all PMTs (0-2), seed weights (3),
+#: saturated ln L (4), scratch of the saturated lookup (5-6).
+_FULL, _WEIGHTS, _REFERENCE, _SATURATED_SCRATCH = 0, 3, 4, 5
 #: Columns of the kernel's output.
 _N_OUTPUTS = 11
 
@@ -176,24 +175,6 @@ def _prepare_event(area, use, live, pmt_model, fixed, pmt, weights):
 
 
 @numba.njit(cache=True, nogil=True)
-def _best_on_grid(x, y, centre_loglik, weights, use, model, grid, limit):
-    """The best of (x, y) and the grid of candidates around it by the multinomial ln L.
-
-    Returns (x, y, whether a grid point won); ``grid`` (3, 253) is scratch.
-    """
-    best_x, best_y, best = x, y, centre_loglik
-    for angle in _GRID_ANGLES:
-        cx = x + SEED_GRID_RADIUS_CM * math.cos(angle)
-        cy = y + SEED_GRID_RADIUS_CM * math.sin(angle)
-        cx, cy = inside(cx, cy, limit)
-        lce_into(cx, cy, model, grid[0], grid[1], grid[2])
-        loglik = _pattern_terms(weights, use, grid[0], grid[1], grid[2], False)[0]
-        if loglik > best:
-            best_x, best_y, best = cx, cy, loglik
-    return best_x, best_y, best > centre_loglik
-
-
-@numba.njit(cache=True, nogil=True)
 def _scoring_step(terms):
     """Fisher-scoring step (dx, dy) [cm] of the multinomial from :func:`_pattern_terms`'
     (ln L, gradient, information); NaN if the information is not positive definite."""
@@ -207,25 +188,33 @@ def _scoring_step(terms):
 
 @numba.njit(cache=True, nogil=True)
 def _seed(weights, use, model, scratch, limit):
-    """Cold-start position [cm]: candidates, grid, then Fisher scoring on the multinomial."""
+    """Cold-start position [cm]: the best candidate, then Fisher scoring on the multinomial.
+
+    On return the LCE rows of ``scratch`` hold the values at that position.
+    """
     lce, dlce_dx, dlce_dy = scratch[_FULL], scratch[_FULL + 1], scratch[_FULL + 2]
-    x, y = _start_position(weights, use, model, lce, dlce_dx, dlce_dy)
+    # the seed stays where the table covers the map: an evaluation of the map itself costs
+    # ten times more, and the polish gets to the wall from there
+    limit = min(limit, table_radius(model[1], model[0][12]))
+    x, y, _ = _start_position(weights, use, model, lce, dlce_dx, dlce_dy)
+    x, y = inside(x, y, limit)
     lce_into(x, y, model, lce, dlce_dx, dlce_dy)
-    centre = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, False)[0]
-    grid = scratch[_GRID : _GRID + 3]
-    x, y, moved = _best_on_grid(x, y, centre, weights, use, model, grid, limit)
-    if moved:
-        lce_into(x, y, model, lce, dlce_dx, dlce_dy)
 
     for _ in range(_SEED_ITERATIONS):
         terms = _pattern_terms(weights, use, lce, dlce_dx, dlce_dy, True)
         step_x, step_y = _scoring_step(terms)
         if not math.sqrt(step_x * step_x + step_y * step_y) >= SEED_TOLERANCE_CM:
             break  # converged, or a singular information matrix (NaN step)
-        x, y, moved = _line_search(x, y, step_x, step_y, terms[0], limit, weights, use, model,
-                                   lce, dlce_dx, dlce_dy)  # fmt: skip
+        new_x, new_y, moved = _line_search(x, y, step_x, step_y, terms[0], limit, weights, use,
+                                           model, lce, dlce_dx, dlce_dy)  # fmt: skip
         if not moved:
+            # the rows hold the last rejected trial
+            lce_into(x, y, model, lce, dlce_dx, dlce_dy)
             break
+        shift = math.hypot(new_x - x, new_y - y)
+        x, y = new_x, new_y
+        if shift < SEED_TOLERANCE_CM:
+            break  # e.g. held at the edge of the table
     return x, y
 
 
@@ -256,11 +245,13 @@ def _fit_event(area, use, live, start, model, pmt_model, limit, work, out):
         return
 
     x, y, n_photons = start[0], start[1], start[2]
-    if not (math.isfinite(x) and math.isfinite(y)):
-        x, y = _seed(scratch[_WEIGHTS], use, model, scratch, limit)
-    x, y = inside(x, y, limit)
     full = scratch[_FULL : _FULL + 3]
-    lce_at(x, y, model, pmt, n_used, full, states[0])
+    if math.isfinite(x) and math.isfinite(y):
+        x, y = inside(x, y, limit)
+        lce_into(x, y, model, full[0], full[1], full[2])
+    else:
+        x, y = _seed(scratch[_WEIGHTS], use, model, scratch, limit)
+    gather(pmt, n_used, full, states[0])
     if not (0.0 < n_photons < np.inf):
         collected = states[0, LCE, :n_used].sum() * (1.0 + pmt_model[2])
         n_photons = scratch[_WEIGHTS].sum() / collected
@@ -269,13 +260,6 @@ def _fit_event(area, use, live, start, model, pmt_model, limit, work, out):
         x, y, n_photons, fixed, pmt, n_used, full, states, model, pmt_model[2], pmt_model[3],
         limit,
     )  # fmt: skip
-    if model[1][2].size > 0:
-        # found with the table: the deviance and uncertainties come from the map itself
-        # at that optimum (which lies within 1e-4 cm of the map's own for most events)
-        current = 0
-        lce_at(x, y, (model[0], EMPTY_GRID), pmt, n_used, full, states[current])
-        loglik = log_likelihood_at(n_photons, fixed, n_used, states[current], pmt_model[2],
-                                   pmt_model[3])  # fmt: skip
     out[0], out[1], out[2] = x, y, n_photons
     _finish(n_photons, loglik, work, n_used, states[current], pmt_model, out)
     if not (math.isfinite(n_photons) and math.isfinite(out[7])):
@@ -293,7 +277,7 @@ def _fit_rows(first, stop, area, use, live, start, response, grid, pmt_model, li
         np.empty((3, n_pmts)),
         np.empty(n_pmts, np.int64),
         np.empty((2, N_ROWS, n_pmts)),
-        np.empty((10, n_pmts)),
+        np.empty((7, n_pmts)),
     )
     for i in range(first, stop):
         _fit_event(area[i], use[i], live, start[i], model, pmt_model, limit, work, out[i])

@@ -68,3 +68,7 @@ def test_tabulated_fits_agree_with_fits_on_the_map(small_run, truth_response):
     distance = np.hypot(fast["x"] - slow["x"], fast["y"] - slow["y"])[ok]
     assert np.median(distance) < 1e-3
     assert np.quantile(distance, 0.98) < 0.02
+    # the deviance comes from the table: a hundredth of its statistical spread at most
+    difference = np.abs(fast["deviance"] - slow["deviance"])[ok]
+    assert np.median(difference) < 0.01
+    assert np.quantile(difference, 0.98) < 0.3

@@ -245,22 +245,29 @@ def _value_sums(beta, n_lo, n_hi, offsets, weights, sums):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _shifted_sums(beta, n_lo, n_hi, weights, start):
-    """S_j = sum_n n!/(n-j)! Q(n - j) w_n for j = 0..4 (P(n - j) in the scale of term n)."""
-    q, h1, h2, h3, h4 = 1.0, 0.0, 0.0, 0.0, 0.0
+    """S_j = sum_n n!/(n-j)! Q(n - j) w_n for j = 0..4 (P(n - j) in the scale of term n).
+
+    The recursion runs alone up to n_lo, then with the sums and without a branch; the
+    count is a float so that no integer conversion sits in the loop.
+    """
+    q, h1, h2, h3, h4 = 1.0, 0.0, 0.0, 0.0, 0.0  # Q(n), Q(n - 1), ..., Q(n - 4)
+    count = 0.0
+    for _ in range(n_lo):
+        q, h1, h2, h3, h4 = q + beta * count * h1, q, h1, h2, h3
+        count += 1.0
     s0 = s1 = s2 = s3 = s4 = 0.0
-    shift = start - n_lo
-    for n in range(n_hi + 1):
-        if n >= n_lo:
-            w = weights[n + shift]
-            f1 = n * w
-            f2 = f1 * (n - 1)
-            f3 = f2 * (n - 2)
-            s0 += q * w
-            s1 += h1 * f1
-            s2 += h2 * f2
-            s3 += h3 * f3
-            s4 += h4 * f3 * (n - 3)
-        q, h1, h2, h3, h4 = q + beta * n * h1, q, h1, h2, h3
+    for index in range(start, start + n_hi - n_lo + 1):
+        w = weights[index]
+        f1 = count * w
+        f2 = f1 * (count - 1.0)
+        f3 = f2 * (count - 2.0)
+        s0 += q * w
+        s1 += h1 * f1
+        s2 += h2 * f2
+        s3 += h3 * f3
+        s4 += h4 * f3 * (count - 3.0)
+        q, h1, h2, h3, h4 = q + beta * count * h1, q, h1, h2, h3
+        count += 1.0
     return s0, s1, s2, s3, s4
 
 
