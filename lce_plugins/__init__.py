@@ -11,10 +11,12 @@ from lce_plugins.lce_map import LCEMap, MapFileError  # noqa: E402
 from lce_plugins.optics import LightResponse  # noqa: E402
 
 __all__ = [
+    "FitStatus",
     "LCEMap",
     "LightResponse",
     "LivePMTs",
     "MapFileError",
+    "TrainingOptions",
     "__version__",
     "demo_context",
     "pmt_positions",
@@ -22,17 +24,21 @@ __all__ = [
     "register",
     "register_map",
     "resolve_map",
+    "save_training_input",
     "train",
 ]
 
 #: Imported on first use: strax and TensorFlow take seconds to import, and processing
 #: must never need TensorFlow (only ``train`` does).
 _LAZY = {
+    "FitStatus": "lce_plugins.pattern_fit",
     "demo_context": "lce_plugins.context",
     "reconstruct_positions": "lce_plugins.reconstruction",
     "register": "lce_plugins.plugins",
     "register_map": "lce_plugins.registry",
     "resolve_map": "lce_plugins.registry",
+    "save_training_input": "lce_plugins.training.inputs",
+    "TrainingOptions": "lce_plugins.training.options",
     "train": "lce_plugins.training.api",
 }
 

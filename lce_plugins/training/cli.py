@@ -163,6 +163,8 @@ def _config_for(args, parser) -> tuple[dict, Path, bool]:
     for name in ("max_rounds", "min_rounds", "tolerance", "strategy"):
         if getattr(args, name) is not None:
             config["options"][name] = getattr(args, name)
+    if args.max_rounds is not None and args.min_rounds is None:
+        config["options"]["min_rounds"] = min(config["options"]["min_rounds"], args.max_rounds)
     return config, args.resume, True
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from lce_plugins.geometry import N_TOP_PMTS
+from lce_plugins.optics import per_event_values
 from lce_plugins.peak_types import PEAK_TYPE_S2
-from lce_plugins.training.events import TRUTH_FIELDS
+from lce_plugins.training.events import TRUTH_FIELDS, _live_pmts, _per_channel
 
-__all__ = ["load_training_input", "silent_channels"]
+__all__ = ["load_training_input", "save_training_input", "silent_channels"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,74 @@ def silent_channels(area_per_channel) -> list[int]:
     """Top-array channels whose area is exactly 0 in every event (dead PMTs)."""
     top = np.asarray(area_per_channel)[:, :N_TOP_PMTS]
     return [int(channel) for channel in np.flatnonzero(np.all(top == 0, axis=0))]
+
+
+def save_training_input(
+    path,
+    area_per_channel,
+    *,
+    x=None,
+    y=None,
+    dead_pmts=None,
+    saturated_channel=None,
+    spe_resolution=None,
+) -> Path:
+    """Write the input file of ``lce-train --input`` (a compressed ``.npz``).
+
+    Parameters
+    ----------
+    path : str or Path
+        Where to write; ``.npz`` is appended if missing.
+    area_per_channel : array_like
+        Shape (n, 253) or (n, 494), float: the S2s' areas [PE]; only the top array is
+        stored.
+    x, y : array_like, optional
+        Shape (n,): initial positions [cm] (e.g. from straxen's ``peak_positions``).
+    dead_pmts : sequence of int, optional
+        Dead top-array channels; without them ``lce-train`` takes the channels that are
+        0 in every event.
+    saturated_channel : array_like, optional
+        Same shape as the areas, nonzero where a channel saturated.
+    spe_resolution : array_like, optional
+        Shape (253,): single-PE resolutions of the top PMTs [PE].
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For shapes that do not fit or values that are not numbers.
+    """
+    area = _per_channel(area_per_channel, "area_per_channel")
+    if area.dtype.kind not in "fiu":
+        raise TypeError(f"area_per_channel must be numeric [PE]; got dtype {area.dtype}.")
+    stored = dict(area_per_channel=area.astype(np.float32))
+    if (x is None) != (y is None):
+        raise ValueError("Give both initial x and y, or neither.")
+    if x is not None:
+        stored["x"] = per_event_values("x [cm]", x, len(area)).astype(np.float32)
+        stored["y"] = per_event_values("y [cm]", y, len(area)).astype(np.float32)
+    if dead_pmts is not None:
+        stored["dead_pmts"] = np.flatnonzero(~_live_pmts(None, dead_pmts).mask)
+    if saturated_channel is not None:
+        saturated = _per_channel(saturated_channel, "saturated_channel", len(area))
+        stored["saturated_channel"] = (saturated != 0).astype(np.int8)
+    if spe_resolution is not None:
+        resolution = np.asarray(spe_resolution, dtype=np.float64)
+        if resolution.shape != (N_TOP_PMTS,):
+            raise ValueError(
+                f"spe_resolution must have shape ({N_TOP_PMTS},); got {resolution.shape}."
+            )
+        stored["spe_resolution"] = resolution
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    np.savez_compressed(path, **stored)
+    log.info("Wrote %d events to %s", len(area), path)
+    return path
 
 
 def _dead_pmts(text: str | None, area_per_channel) -> list[int]:

@@ -11,6 +11,8 @@ __all__ = ["STRATEGIES", "TrainingOptions", "options_with"]
 
 #: TensorFlow distribution strategies a training can use.
 STRATEGIES = ("default", "mirrored")
+#: Rounds a training runs at least, unless max_rounds is lower.
+DEFAULT_MIN_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,8 @@ class TrainingOptions:
     Attributes
     ----------
     max_rounds, min_rounds : int
-        Bounds on the number of rounds (passes over the training events).
+        Bounds on the number of rounds (passes over the training events); min_rounds
+        defaults to the smaller of 3 and max_rounds.
     tolerance : float
         Stop once the held-out deviance per ndf improves by less than this (relative).
     batch_size : int
@@ -54,7 +57,7 @@ class TrainingOptions:
     """
 
     max_rounds: int = 10
-    min_rounds: int = 3
+    min_rounds: int | None = None
     tolerance: float = 2e-4
     batch_size: int = 256
     block_batches: int = 8
@@ -72,6 +75,8 @@ class TrainingOptions:
     sigma0: float = DEFAULT_BASELINE_NOISE_PE
 
     def __post_init__(self):
+        if self.min_rounds is None:
+            object.__setattr__(self, "min_rounds", min(DEFAULT_MIN_ROUNDS, self.max_rounds))
         problems = []
         if not 1 <= self.min_rounds <= self.max_rounds:
             problems.append(f"need 1 <= min_rounds <= max_rounds, got {self.min_rounds}, "
@@ -106,4 +111,7 @@ def options_with(options: TrainingOptions | None, overrides: dict) -> TrainingOp
     unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainingOptions)}
     if unknown:
         raise TypeError(f"Unknown training option(s) {sorted(unknown)}; see TrainingOptions.")
+    if "max_rounds" in overrides and overrides.get("min_rounds") is None:
+        # a lower max_rounds alone lowers the minimum with it
+        overrides = {**overrides, "min_rounds": min(options.min_rounds, overrides["max_rounds"])}
     return dataclasses.replace(options, **overrides)
