@@ -34,6 +34,8 @@ MAX_ITERATIONS = 50
 #: s^T A s = s . g below this, i.e. it moves the parameters by about a hundredth of their
 #: uncertainties or less (and ln L would rise by at most half this).
 DECREMENT_TOLERANCE = 1e-4
+#: A step whose s . g is below this is the last one (see :func:`exact_fit`).
+LAST_STEP_DECREMENT = 1e-2
 #: A pivot of the 3x3 Cholesky factorisation below this fraction of its diagonal entry
 #: counts as singular.
 _PIVOT_FLOOR = 1e-12
@@ -73,8 +75,9 @@ def gather(pmt, n_used, full, state):
 
 
 @numba.njit(cache=True, nogil=True)
-def log_likelihood_at(n_photons, fixed, n_used, state, p_dpe, sigma0):
-    """sum_j ln L at mu = n_photons * LCE, filling the value and mu-derivative rows.
+def log_likelihood_at(n_photons, fixed, n_used, state, p_dpe, sigma0, order=2):
+    """sum_j ln L at mu = n_photons * LCE, filling the value and (``order`` 2) the
+    mu-derivative rows.
 
     -inf if some mu is not a finite non-negative number (the kernel is not called then).
     """
@@ -84,7 +87,7 @@ def log_likelihood_at(n_photons, fixed, n_used, state, p_dpe, sigma0):
             return -np.inf
     block_log_likelihood(
         fixed[0, :n_used], state[MU, :n_used], fixed[1, :n_used], fixed[2, :n_used], p_dpe,
-        sigma0, 2, state[VALUE, :n_used], state[FIRST, :n_used], state[SECOND, :n_used],
+        sigma0, order, state[VALUE, :n_used], state[FIRST, :n_used], state[SECOND, :n_used],
     )  # fmt: skip
     return state[VALUE, :n_used].sum()
 
@@ -175,10 +178,12 @@ def _newton_step(x, y, limit, matrix, gradient, step):
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_search(point, step, fixed, pmt, n_used, full, state, model, p_dpe, sigma0, limit):
+def _line_search(point, step, fixed, pmt, n_used, full, state, model, p_dpe, sigma0, limit,
+                 order):  # fmt: skip
     """Halve the step from ``point`` = (x, y, N, ln L) until ln L does not fall.
 
-    Returns (found, x, y, N, ln L); ``state`` holds the accepted point.
+    Returns (found, x, y, N, ln L, whether the whole step was taken); ``state`` holds the
+    accepted point, evaluated to ``order`` (0: ln L only, 2: with its mu-derivatives).
     """
     x, y, n_photons, loglik = point
     scale = 1.0
@@ -186,11 +191,11 @@ def _line_search(point, step, fixed, pmt, n_used, full, state, model, p_dpe, sig
         new_x, new_y = inside(x + scale * step[0], y + scale * step[1], limit)
         new_n = n_photons * math.exp(scale * step[2])
         lce_at(new_x, new_y, model, pmt, n_used, full, state)
-        new_loglik = log_likelihood_at(new_n, fixed, n_used, state, p_dpe, sigma0)
+        new_loglik = log_likelihood_at(new_n, fixed, n_used, state, p_dpe, sigma0, order)
         if new_loglik >= loglik:
-            return True, new_x, new_y, new_n, new_loglik
+            return True, new_x, new_y, new_n, new_loglik, scale == 1.0
         scale *= 0.5
-    return False, x, y, n_photons, loglik
+    return False, x, y, n_photons, loglik, False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -198,10 +203,15 @@ def exact_fit(x, y, n_photons, fixed, pmt, n_used, full, states, model, p_dpe, s
     """Maximise the exact ln L from (x [cm], y [cm], n_photons), with the LCE at (x, y)
     already in ``states[0]``.
 
-    Converged when the next step moves the position by less than 1e-4 cm and N by less
-    than :data:`LIGHT_TOLERANCE` relatively, or when no step increases ln L.
+    Converged when the next step s = A^-1 g has s . g below :data:`DECREMENT_TOLERANCE`,
+    or moves the position by less than 1e-4 cm and N by less than
+    :data:`LIGHT_TOLERANCE` relatively, or when no step increases ln L. A step with
+    s . g below :data:`LAST_STEP_DECREMENT` is the last: taken whole, its end point is
+    the optimum to within the tolerance (Gauss-Newton shrinks the distance to the
+    optimum about tenfold per step), and it is evaluated without derivatives.
 
-    Returns (x, y, n_photons, ln L, index of the final point's state, iterations, status).
+    Returns (x, y, n_photons, ln L, index of the state that holds the curvature for the
+    uncertainties, iterations, status).
     """
     matrix, gradient, step = np.empty((3, 3)), np.empty(3), np.empty(3)
     current, iterations, status = 0, 0, _NOT_CONVERGED
@@ -218,15 +228,22 @@ def exact_fit(x, y, n_photons, fixed, pmt, n_used, full, states, model, p_dpe, s
         ):
             status = _OK
             break
-        found, x, y, n_photons, loglik = _line_search(
+        last = decrement < LAST_STEP_DECREMENT
+        found, x, y, n_photons, loglik, whole = _line_search(
             (x, y, n_photons, loglik), step, fixed, pmt, n_used, full, states[1 - current],
-            model, p_dpe, sigma0, limit,
+            model, p_dpe, sigma0, limit, 0 if last else 2,
         )  # fmt: skip
         if not found:
             # no ascent left along a Gauss-Newton direction: a maximum within precision
             status = _OK if np.isfinite(loglik) else _NOT_CONVERGED
             break
+        if last and whole:
+            # the curvature of the step's start serves for the uncertainties
+            status = _OK
+            break
         current = 1 - current
+        if last:
+            loglik = log_likelihood_at(n_photons, fixed, n_used, states[current], p_dpe, sigma0)
     return x, y, n_photons, loglik, current, iterations, status
 
 

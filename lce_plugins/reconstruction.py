@@ -27,20 +27,27 @@ Algorithm, per event (Numba, one thread per event):
    circle an outward step moves along it only. Converged when the next step s = A^-1 g
    has s . g < 1e-4 (it would move the parameters by about a hundredth of their
    uncertainties), or moves the position by less than 1e-4 cm and N by less than 1e-7
-   (relatively), or when no step increases ln L any more. From the seed this takes two
-   evaluations of the exact ln L on average.
+   (relatively), or when no step increases ln L any more. A step with s . g < 1e-2 (a
+   tenth of the uncertainties) is the last: Gauss-Newton shrinks the distance to the
+   optimum about tenfold per step, so its end point is taken as the optimum, evaluated
+   without derivatives, and the curvature at its start gives the uncertainties. From the
+   seed (0.06 of the uncertainty from the optimum, median) this usually takes one
+   evaluation of the exact ln L with derivatives and one without. On 20 000 simulated
+   single S2s the positions differ from fits iterated to 1e-4 cm by 0.002 (median),
+   0.014 (99 %) and 0.06 (99.9 %) of their uncertainties, by -1 um radially at the
+   wall (median).
 
 Both stages read the map from its table (:mod:`lce_plugins.lce_grid`, ``tabulated=True``):
 ten times faster evaluations, and the deviance and uncertainties come from the table
 too. On 20 000 simulated S2s (true map, 4 000 of them also fitted on the map itself)
 the deviance differs from that of fits on the map by 7e-4 (median) and 0.09 (99 %; at
-most 0.2 for single S2s, a hundredth of its statistical spread), the positions by 6e-5
-cm (median) and 0.012 cm (99 %).
+most 0.35 for single S2s, a sixtieth of its statistical spread), the positions by 7e-5
+cm (median) and 0.016 cm (99 %).
 
 A warm start (``start``, e.g. the previous round's positions during training) skips
 step 1. From an event's own converged fit the polish stops after one iteration; from
-the pattern fit's position (:mod:`lce_plugins.pattern_fit`) it takes two on average, as
-from the seed of a cold start.
+the pattern fit's position (:mod:`lce_plugins.pattern_fit`) it takes as many as from
+the seed of a cold start.
 
 Uncertainties come from the observed information at the optimum, the inverse of A
 with the unclamped w_j (NaN where it is not positive definite). A drops the term
