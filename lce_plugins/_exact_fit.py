@@ -35,7 +35,7 @@ MAX_ITERATIONS = 50
 #: uncertainties or less (and ln L would rise by at most half this).
 DECREMENT_TOLERANCE = 1e-4
 #: A step whose s . g is below this is the last one (see :func:`exact_fit`).
-LAST_STEP_DECREMENT = 1e-2
+LAST_STEP_DECREMENT = 0.03
 #: A pivot of the 3x3 Cholesky factorisation below this fraction of its diagonal entry
 #: counts as singular.
 _PIVOT_FLOOR = 1e-12
@@ -199,6 +199,19 @@ def _line_search(point, step, fixed, pmt, n_used, full, state, model, p_dpe, sig
 
 
 @numba.njit(cache=True, nogil=True)
+def _model_gain(state, n_used, n_photons, step, decrement):
+    """Rise of ln L along ``step`` predicted by the quadratic model of the point of
+    ``state``: s . g - s^T A s / 2 with the unclamped A (``decrement`` = s . g)."""
+    matrix, gradient = np.empty((3, 3)), np.empty(3)
+    _curvature(state, n_used, n_photons, False, matrix, gradient)
+    quadratic = 0.0
+    for a in range(3):
+        for b in range(3):
+            quadratic += step[a] * matrix[a, b] * step[b]
+    return decrement - 0.5 * quadratic
+
+
+@numba.njit(cache=True, nogil=True)
 def exact_fit(x, y, n_photons, fixed, pmt, n_used, full, states, model, p_dpe, sigma0, limit):
     """Maximise the exact ln L from (x [cm], y [cm], n_photons), with the LCE at (x, y)
     already in ``states[0]``.
@@ -206,9 +219,12 @@ def exact_fit(x, y, n_photons, fixed, pmt, n_used, full, states, model, p_dpe, s
     Converged when the next step s = A^-1 g has s . g below :data:`DECREMENT_TOLERANCE`,
     or moves the position by less than 1e-4 cm and N by less than
     :data:`LIGHT_TOLERANCE` relatively, or when no step increases ln L. A step with
-    s . g below :data:`LAST_STEP_DECREMENT` is the last: taken whole, its end point is
-    the optimum to within the tolerance (Gauss-Newton shrinks the distance to the
-    optimum about tenfold per step), and it is evaluated without derivatives.
+    s . g below :data:`LAST_STEP_DECREMENT` is the last: Gauss-Newton shrinks the
+    distance to the optimum about tenfold per step, so its end point is the optimum to
+    within the tolerance. It is taken whole and not evaluated: ln L there is the
+    quadratic model's (:func:`_model_gain`; s . g / 2 or a little more), and the
+    curvature at the step's start gives the uncertainties. Only a last step that would
+    leave the disk of radius ``limit`` is clipped and evaluated (ln L only).
 
     Returns (x, y, n_photons, ln L, index of the state that holds the curvature for the
     uncertainties, iterations, status).
@@ -229,6 +245,12 @@ def exact_fit(x, y, n_photons, fixed, pmt, n_used, full, states, model, p_dpe, s
             status = _OK
             break
         last = decrement < LAST_STEP_DECREMENT
+        end_x, end_y = x + step[0], y + step[1]
+        if last and end_x * end_x + end_y * end_y <= limit * limit and math.isfinite(loglik):
+            loglik += _model_gain(states[current], n_used, n_photons, step, decrement)
+            x, y, n_photons = end_x, end_y, n_photons * math.exp(step[2])
+            status = _OK
+            break
         found, x, y, n_photons, loglik, whole = _line_search(
             (x, y, n_photons, loglik), step, fixed, pmt, n_used, full, states[1 - current],
             model, p_dpe, sigma0, limit, 0 if last else 2,

@@ -6,9 +6,10 @@ Numba), the ``compute`` of straxen's ``PeakletPositionsMLP`` with a Keras MLP of
 production network's size (253-198-198-60-30-2, about 1e5 weights, random weights: the
 production file needs the XENON database), and a straightforward ``scipy.optimize``
 maximisation of the same exact likelihood with the same map (L-BFGS-B in (x, y, ln N)
-with analytic gradients, started at the centre of gravity) on a subset of the peaks.
-Each is run once before timing (compilation, graph tracing); the LCE and MLP plugins
-then run alternately ``--repeats`` times and the fastest run of each counts.
+with analytic gradients, started at the centre of gravity, one peak after another on
+one thread) on a subset of the peaks. Each is run once before timing (compilation,
+graph tracing); the LCE and MLP plugins then run alternately ``--repeats`` times and
+the fastest run of each counts.
 """
 
 from __future__ import annotations
@@ -107,14 +108,17 @@ def scipy_fit(area_top, used, lce_map, sigma0: float = 0.05) -> np.ndarray:
     for i, (area, use) in enumerate(zip(area_top, used, strict=True)):
         weights = np.where(use, np.clip(area, 0, None), 0.0)
         centre = weights @ pmt_xy / weights.sum()
-        start_light = weights.sum() / ((1 + lce_map.p_dpe) * lce_map.lce(*centre).sum())
+        collected = (1 + lce_map.p_dpe) * lce_map.lce(*centre, parallel=False).sum()
+        start_light = weights.sum() / collected
 
         def negative_log_likelihood(parameters, area=area, use=use):
             x, y, log_light = parameters
             radius = np.hypot(x, y)
             if radius > limit:  # the box's corners lie outside the TPC: project inside
                 x, y = x * limit / radius, y * limit / radius
-            lce, dlce_dx, dlce_dy = (values[0] for values in lce_map.lce_and_gradient(x, y))
+            lce, dlce_dx, dlce_dy = (
+                values[0] for values in lce_map.lce_and_gradient(x, y, parallel=False)
+            )
             light = np.exp(log_light)
             value, first, _ = log_likelihood_derivatives(
                 np.where(use, area, 0.0),
@@ -158,6 +162,7 @@ def run(args) -> dict:
         subset = slice(0, args.n_scipy)
         top = peaks["area_per_channel"][subset, :253].astype(np.float64)
         used = lce_plugin.map.live_pmts.mask & (peaks["saturated_channel"][subset, :253] == 0)
+        scipy_fit(top[:2], used[:2], lce_plugin.map)  # compiles the map's kernels
         scipy_xy, scipy_s = _timed(scipy_fit, top, used, lce_plugin.map)
 
     rates = dict(lce=args.n_peaks / lce_s, mlp=args.n_peaks / mlp_s, scipy=args.n_scipy / scipy_s)
