@@ -68,12 +68,19 @@ def test_every_command_line_of_the_readme_parses(capsys):
             raise AssertionError(f"README line {line}: {' '.join(words)}\n{message}") from err
 
 
-def test_the_figures_the_readme_shows_exist():
+def test_the_figures_and_files_the_readme_links_exist():
     text = README.read_text(encoding="utf-8")
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert images
-    for image in images:
-        assert (README.parent / image).is_file(), image
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    for target in links:
+        if "://" not in target:
+            assert (README.parent / target).exists(), target
+
+
+def test_the_readme_has_no_unfilled_placeholder():
+    placeholders = re.findall(r"@[A-Z_]+@|\bTODO\b|\bTBD\b|\bXXX\b", README.read_text("utf-8"))
+    assert not placeholders
 
 
 @pytest.mark.slow
