@@ -107,8 +107,8 @@ def test_the_optimum_agrees_with_a_scipy_maximisation_of_the_public_likelihood(
 def test_the_deviance_is_the_likelihood_modules_deviance_at_the_fitted_mu(
     clean_run, clean_fit, bulk, truth_response
 ):
-    # ln L at the end of the last step is its quadratic model's: off by about 1e-3 at
-    # most, against a statistical spread of the deviance of about 22
+    # ln L at the end of the last step is its quadratic model's: off by up to about 1e-3
+    # for bulk single S2s, against a statistical spread of the deviance of about 22
     peaks, _ = clean_run
     # on the map itself: the tabulated fits' deviance is the table's (tests/test_lce_grid.py)
     fit = reconstruct_positions(_top_area(peaks, bulk[:50]), truth_response, tabulated=False)
